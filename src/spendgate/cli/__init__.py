@@ -1,0 +1,1 @@
+"""The ``spendgate`` command line: thin commands over the same functions the API uses."""

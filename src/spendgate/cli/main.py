@@ -1,0 +1,41 @@
+"""The ``spendgate`` command group and its error handling.
+
+Every command is a thin function over library code. A ``SpendgateError`` becomes one line on
+stderr and a non-zero exit (2 for bad arguments or configuration, 1 for everything else); a
+traceback never reaches the user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from spendgate import __version__
+from spendgate.cli.quote import quote
+from spendgate.cli.sim import sim
+from spendgate.errors import ConfigError, DataError, SpendgateError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, DataError) as err:
+            raise click.UsageError(str(err), ctx) from None
+        except SpendgateError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spendgate")
+def cli() -> None:
+    """Self-hosted cost control for Amazon Bedrock."""
+
+
+cli.add_command(sim)
+cli.add_command(quote)
+
+
+def main() -> None:
+    cli(prog_name="spendgate")

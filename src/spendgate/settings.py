@@ -1,0 +1,154 @@
+"""Typed settings, built once at start-up.
+
+Each component has one frozen dataclass. Values come from, highest precedence first:
+command-line flags, the environment (``SPENDGATE_<SECTION>_<FIELD>``, e.g.
+``SPENDGATE_SIM_PORT``), a TOML config file (``[sim]`` table), then the defaults below.
+Every field is documented in docs/configuration.md (a test keeps that true). Secrets never
+appear in a repr.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from spendgate.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SimSettings:
+    """``spendgate sim``: the Bedrock runtime simulator."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    latency_ms: float = 0.0
+    ttft_ms: float = 0.0
+    tokens_per_second: float = 0.0
+    error_rate: float = 0.0
+    invocation_log_dir: Path | None = None
+    invocation_log_bodies: bool = False
+    credentials_file: Path | None = None
+    max_body_bytes: int = 25_000_000
+    account_id: str = "123456789012"
+    cache_min_tokens: int = 1024
+    seed: int = 0
+    log_requests: bool = True
+
+    def __post_init__(self) -> None:
+        _check(0 < self.port < 65536 or self.port == 0, "port must be between 0 and 65535")
+        for name in ("latency_ms", "ttft_ms", "tokens_per_second"):
+            _check(getattr(self, name) >= 0, f"{name} must not be negative")
+        _check(0.0 <= self.error_rate <= 1.0, "error_rate must be between 0 and 1")
+        _check(self.max_body_bytes > 0, "max_body_bytes must be positive")
+        _check(self.cache_min_tokens >= 0, "cache_min_tokens must not be negative")
+        _check(
+            len(self.account_id) == 12 and self.account_id.isdigit(),
+            "account_id must be 12 digits",
+        )
+
+
+SECTIONS: dict[type[Any], str] = {SimSettings: "sim"}
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def load(
+    cls: type[T],
+    *,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> T:
+    """Build settings of type ``cls``: flags > environment > config file > defaults."""
+    section = SECTIONS[cls]
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(_from_file(config_file, section, cls))
+    values.update(_from_env(env or {}, section, cls))
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        return cls(**values)
+    except TypeError as err:  # an unknown key slipped past the filters
+        raise ConfigError(str(err)) from None
+
+
+def field_names(cls: type[Any]) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def env_name(cls: type[Any], name: str) -> str:
+    return f"SPENDGATE_{SECTIONS[cls].upper()}_{name.upper()}"
+
+
+def _from_env(env: Mapping[str, str], section: str, cls: type[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        key = f"SPENDGATE_{section.upper()}_{f.name.upper()}"
+        if key in env:
+            out[f.name] = _convert(cls, f.name, env[key], source=key)
+    return out
+
+
+def _from_file(path: Path, section: str, cls: type[Any]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+    table = data.get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [{section}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    out: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key not in known:
+            raise ConfigError(f"config file {path}: unknown setting [{section}] {key}")
+        out[key] = _convert(cls, key, raw, source=f"{path} [{section}] {key}")
+    return out
+
+
+def _convert(cls: type[Any], name: str, raw: Any, *, source: str) -> Any:
+    kind = _base_type(cls, name)
+    try:
+        if kind is bool:
+            return _to_bool(raw)
+        if kind is Path:
+            return Path(str(raw)) if str(raw) else None
+        if kind in (int, float):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return kind(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+def _base_type(cls: type[Any], name: str) -> type[Any]:
+    hint = typing.get_type_hints(cls)[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint if isinstance(hint, type) else str
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

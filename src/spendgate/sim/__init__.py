@@ -1,0 +1,1 @@
+"""A Bedrock runtime simulator (``spendgate sim``) and, later, the demo traffic generator."""
