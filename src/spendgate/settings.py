@@ -35,6 +35,8 @@ class SimSettings:
     invocation_log_dir: Path | None = None
     invocation_log_bodies: bool = False
     credentials_file: Path | None = None
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
     max_body_bytes: int = 25_000_000
     account_id: str = "123456789012"
     cache_min_tokens: int = 1024
@@ -47,6 +49,10 @@ class SimSettings:
             _check(getattr(self, name) >= 0, f"{name} must not be negative")
         _check(0.0 <= self.error_rate <= 1.0, "error_rate must be between 0 and 1")
         _check(self.max_body_bytes > 0, "max_body_bytes must be positive")
+        _check(
+            (self.tls_certfile is None) == (self.tls_keyfile is None),
+            "tls_certfile and tls_keyfile go together: give both or neither",
+        )
         _check(self.cache_min_tokens >= 0, "cache_min_tokens must not be negative")
         _check(
             len(self.account_id) == 12 and self.account_id.isdigit(),

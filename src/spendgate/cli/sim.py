@@ -31,6 +31,16 @@ from spendgate.sim.app import create_app
     help="TOML file of access keys, API keys and application profiles (docs/sim.md).",
 )
 @click.option(
+    "--tls-certfile",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve HTTPS with this PEM certificate (boto3 sends API keys only over HTTPS).",
+)
+@click.option(
+    "--tls-keyfile",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The private key of --tls-certfile.",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -40,8 +50,9 @@ def sim(config_file: Path | None, **flags: object) -> None:
     """Run a Bedrock runtime simulator (SigV4, streams, errors) on a local port."""
     settings = load(SimSettings, flags=flags, env=os.environ, config_file=config_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    scheme = "https" if settings.tls_certfile else "http"
     click.echo(
-        f"spendgate sim: Bedrock runtime at http://{settings.host}:{settings.port} "
+        f"spendgate sim: Bedrock runtime at {scheme}://{settings.host}:{settings.port} "
         f"(account {settings.account_id}; see docs/sim.md for test credentials)",
         err=True,
     )
@@ -53,4 +64,6 @@ def sim(config_file: Path | None, **flags: object) -> None:
         access_log=False,
         loop="auto",
         http="auto",
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
     )
