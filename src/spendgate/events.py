@@ -8,6 +8,7 @@ here may hold prompt or completion text, AWS secrets or spendgate keys: only has
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -28,9 +29,14 @@ ATTRIBUTION_FIELDS = (
 )
 
 
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
 @dataclass(slots=True)
 class Event:
     ts: datetime  # UTC-aware: when the call started
+    event_id: str = field(default_factory=new_event_id)  # unique; makes journal replay idempotent
     source: str = "gateway"
     ts_end: datetime | None = None
     request_id: str | None = None  # Bedrock's x-amzn-RequestId
