@@ -20,9 +20,13 @@ HELLO = [{"role": "user", "content": [{"text": "Say hello to the simulator, plea
 
 def anthropic_body(text: str = "hi", max_tokens: int = 300, **extra: Any) -> str:
     return json.dumps(
-        {"anthropic_version": "bedrock-2023-05-31", "max_tokens": max_tokens,
-         "messages": [{"role": "user", "content": text}], **extra}
-    )  # fmt: skip
+        {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": text}],
+            **extra,
+        }
+    )
 
 
 def test_converse_returns_bedrock_shape(client: Any) -> None:
@@ -53,8 +57,9 @@ def test_converse_stream_events_and_usage(client: Any) -> None:
     events = list(r["stream"])
     kinds = [next(iter(e)) for e in events]
     assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
-    text = "".join(e["contentBlockDelta"]["delta"]["text"] for e in events
-                   if "contentBlockDelta" in e)  # fmt: skip
+    text = "".join(
+        e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e
+    )
     assert text == whole["output"]["message"]["content"][0]["text"]
     assert events[-1]["metadata"]["usage"] == whole["usage"]
     assert events[-2]["messageStop"]["stopReason"] == "end_turn"
@@ -88,17 +93,29 @@ def test_invoke_stream_anthropic_chunks(client: Any) -> None:
 @pytest.mark.parametrize(
     ("model", "body", "usage_of"),
     [
-        (NOVA, {"messages": [{"role": "user", "content": [{"text": "hello"}]}]},
-         lambda b: b["usage"]["outputTokens"]),
-        ("us.meta.llama3-3-70b-instruct-v1:0", {"prompt": "hello", "max_gen_len": 50},
-         lambda b: b["generation_token_count"]),
+        (
+            NOVA,
+            {"messages": [{"role": "user", "content": [{"text": "hello"}]}]},
+            lambda b: b["usage"]["outputTokens"],
+        ),
+        (
+            "us.meta.llama3-3-70b-instruct-v1:0",
+            {"prompt": "hello", "max_gen_len": 50},
+            lambda b: b["generation_token_count"],
+        ),
         ("mistral.mistral-large-2402-v1:0", {"prompt": "hello", "max_tokens": 50}, None),
-        ("amazon.titan-text-express-v1", {"inputText": "hello"},
-         lambda b: b["results"][0]["tokenCount"]),
-        ("openai.gpt-oss-120b-1:0", {"messages": [{"role": "user", "content": "hello"}]},
-         lambda b: b["usage"]["completion_tokens"]),
+        (
+            "amazon.titan-text-express-v1",
+            {"inputText": "hello"},
+            lambda b: b["results"][0]["tokenCount"],
+        ),
+        (
+            "openai.gpt-oss-120b-1:0",
+            {"messages": [{"role": "user", "content": "hello"}]},
+            lambda b: b["usage"]["completion_tokens"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_invoke_model_native_shapes(
     client: Any, model: str, body: dict[str, Any], usage_of: Any
 ) -> None:
@@ -110,8 +127,9 @@ def test_invoke_model_native_shapes(
 
 
 def test_embeddings_report_input_tokens(client: Any) -> None:
-    r = client.invoke_model(modelId="amazon.titan-embed-text-v2:0",
-                            body=json.dumps({"inputText": "twelve chars"}))  # fmt: skip
+    r = client.invoke_model(
+        modelId="amazon.titan-embed-text-v2:0", body=json.dumps({"inputText": "twelve chars"})
+    )
     out = json.loads(r["body"].read())
     assert out["inputTextTokenCount"] == 3 and len(out["embedding"]) == 1024
     with pytest.raises(ClientError, match="doesn't support the model"):
@@ -119,8 +137,9 @@ def test_embeddings_report_input_tokens(client: Any) -> None:
 
 
 def test_count_tokens_matches_converse_input(client: Any) -> None:
-    n = client.count_tokens(modelId="anthropic.claude-3-haiku-20240307-v1:0",
-                            input={"converse": {"messages": HELLO}})["inputTokens"]  # fmt: skip
+    n = client.count_tokens(
+        modelId="anthropic.claude-3-haiku-20240307-v1:0", input={"converse": {"messages": HELLO}}
+    )["inputTokens"]
     used = client.converse(modelId=NOVA, messages=HELLO)["usage"]["inputTokens"]
     assert n == used == 12
 
@@ -208,9 +227,13 @@ def test_injected_throttling_is_the_modeled_exception_and_retried(sim_url: str) 
 
 @pytest.mark.parametrize(
     ("kind", "exception"),
-    [("timeout", "ModelTimeoutException"), ("internal", "InternalServerException"),
-     ("unavailable", "ServiceUnavailableException"), ("model-error", "ModelErrorException")],
-)  # fmt: skip
+    [
+        ("timeout", "ModelTimeoutException"),
+        ("internal", "InternalServerException"),
+        ("unavailable", "ServiceUnavailableException"),
+        ("model-error", "ModelErrorException"),
+    ],
+)
 def test_injected_errors_by_header(sim_url: str, kind: str, exception: str) -> None:
     c = bedrock_client(sim_url)
     c.meta.events.register(
@@ -244,5 +267,9 @@ def test_error_rate_one_fails_everything(sim_factory: Any) -> None:
         with pytest.raises(ClientError) as info:
             c.converse(modelId=NOVA, messages=HELLO)
         code = info.value.response["Error"]["Code"]
-        assert code in {"ThrottlingException", "InternalServerException",
-                        "ServiceUnavailableException", "ModelTimeoutException"}  # fmt: skip
+        assert code in {
+            "ThrottlingException",
+            "InternalServerException",
+            "ServiceUnavailableException",
+            "ModelTimeoutException",
+        }

@@ -3,7 +3,7 @@
 For each cache breakpoint (``spendgate.bedrock.prompts``) whose prefix reaches
 ``min_tokens``, the longest prefix already cached and unexpired is *read*; every token from there
 to the last qualifying breakpoint is *written*, each stretch with the TTL of the breakpoint that
-closes it. A hit refreshes the entry's TTL. Keys are (model, prefix SHA-256); no text is kept.
+closes it. A hit refreshes the entry's TTL (never shortening it). Keys are (model, prefix SHA-256); no text is kept.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class PromptCache:
         return expiry is not None and expiry > now
 
     def _put(self, key: tuple[str, str], expiry: datetime) -> None:
-        self._expiry[key] = expiry
+        current = self._expiry.get(key)
+        self._expiry[key] = expiry if current is None else max(current, expiry)
         self._expiry.move_to_end(key)
         while len(self._expiry) > self._max_entries:
             self._expiry.popitem(last=False)
