@@ -9,8 +9,9 @@ index where a cacheable prefix ends, with its TTL.
 - Anthropic Messages (InvokeModel): a block carrying ``"cache_control": {"type": "ephemeral",
   "ttl": ...}`` ends a prefix *including* itself.
 
-A piece's ``canonical`` bytes are compact, key-sorted JSON, so the same prompt hashes the same
-whatever the client's key order or whitespace. Hashes are what spendgate stores; never the text.
+A piece's ``canonical`` bytes (computed only when hashing) are compact, key-sorted JSON, so the
+same prompt hashes the same whatever the client's key order or whitespace. Hashes are what
+spendgate stores; never the text.
 
 Token estimate (documented, deterministic; used by the simulator as its tokenizer and by the
 gateway to reserve budget before a call): ``ceil(characters / 4)`` for each text, tool
@@ -33,8 +34,12 @@ ROLE_TOKENS = 3
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    canonical: bytes
+    value: Any  # the JSON value (a content block, a role marker, a string)
     tokens: int
+
+    @property
+    def canonical(self) -> bytes:
+        return canonical(self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +105,7 @@ class _Builder:
         self.breakpoints: list[Breakpoint] = []
 
     def add(self, value: Any, tokens: int) -> None:
-        self.pieces.append(Piece(canonical(value), tokens))
+        self.pieces.append(Piece(value, tokens))
 
     def cut(self, ttl: Any) -> None:
         ttl = ttl if ttl in ("5m", "1h") else "5m"

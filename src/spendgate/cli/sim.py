@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -49,7 +48,6 @@ from spendgate.sim.app import create_app
 def sim(config_file: Path | None, **flags: object) -> None:
     """Run a Bedrock runtime simulator (SigV4, streams, errors) on a local port."""
     settings = load(SimSettings, flags=flags, env=os.environ, config_file=config_file)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     scheme = "https" if settings.tls_certfile else "http"
     click.echo(
         f"spendgate sim: Bedrock runtime at {scheme}://{settings.host}:{settings.port} "

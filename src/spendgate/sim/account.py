@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spendgate.bedrock.sigv4 import Credentials
+from spendgate.bedrock.sigv4 import Credentials, SigningKeys
 from spendgate.errors import ConfigError
 
 DEFAULT_ACCESS_KEY_ID = "AKIASPENDGATESIM0001"
@@ -45,6 +45,7 @@ class Account:
     access_keys: dict[str, Principal] = field(default_factory=dict)
     api_keys: dict[str, Principal] = field(default_factory=dict)
     app_profiles: dict[str, str] = field(default_factory=dict)  # ARN -> model or profile id
+    signing_keys: SigningKeys = field(default_factory=SigningKeys)  # derived-key cache
 
     def credentials_for(self, access_key_id: str) -> Credentials | None:
         principal = self.access_keys.get(access_key_id)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spendgate.bedrock.errors import error_response
 from spendgate.bedrock.modelids import decode_model_id
@@ -36,7 +37,6 @@ from spendgate.sim.models import known_models
 from spendgate.sim.routing import resolve
 from spendgate.sim.streaming import Answer, Streamer
 
-log = logging.getLogger("spendgate.sim")
 Clock = Callable[[], datetime]
 
 
@@ -57,6 +57,13 @@ class Simulator:
         root = settings.invocation_log_dir
         self.invocation_log = InvocationLogWriter(root) if root else None
         self.streamer = Streamer(self)
+        self.request_log: list[str] = []  # one line per request, written in batches
+
+    def flush_request_log(self) -> None:
+        lines, self.request_log = self.request_log, []
+        if lines:
+            sys.stderr.write("".join(lines))
+            sys.stderr.flush()
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -71,14 +78,10 @@ class Simulator:
             response = Response(body, status, headers=dict(headers))
         if self.settings.log_requests:
             elapsed = (time.perf_counter() - started) * 1000
-            log.info(
-                "%s %s %s %d %.1fms %s",
-                request_id,
-                op,
-                model_id,
-                response.status_code,
-                elapsed,
-                response.headers.get("x-amzn-errortype", "ok"),
+            outcome = response.headers.get("x-amzn-errortype", "ok")
+            self.request_log.append(
+                f"{self.clock():%Y-%m-%dT%H:%M:%S}Z spendgate.sim {request_id} {op} {model_id} "
+                f"{response.status_code} {elapsed:.1f}ms {outcome}\n"
             )
         return response
 
@@ -201,7 +204,7 @@ def create_app(
     account: Account | None = None,
     clock: Clock = utc_now,
     rng: random.Random | None = None,
-) -> Starlette:
+) -> ASGIApp:
     sim = Simulator(
         settings,
         account=account or load_account(settings.credentials_file, settings.account_id),
@@ -216,6 +219,7 @@ def create_app(
             yield
         finally:
             flusher.cancel()
+            sim.flush_request_log()
             await sim.flush_logs()
 
     async def ping(request: Request) -> Response:
@@ -230,10 +234,29 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sim = sim
-    return app
+    return _FastPath(app, sim)
+
+
+class _FastPath:
+    """Runtime calls go straight to the simulator; everything else through Starlette's stack."""
+
+    def __init__(self, app: Starlette, sim: Simulator) -> None:
+        self.app = app
+        self.sim = sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/model/"):
+            response = await self.sim.handle(Request(scope, receive))
+            await response(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 async def _flush_forever(sim: Simulator) -> None:
+    ticks = 0
     while True:
-        await asyncio.sleep(1.0)
-        await sim.flush_logs()
+        await asyncio.sleep(0.2)
+        sim.flush_request_log()
+        ticks += 1
+        if ticks % 5 == 0:
+            await sim.flush_logs()

@@ -42,6 +42,7 @@ def authenticate(request: Request, body: bytes, account: Account, now: datetime)
         body=body,
         lookup=account.credentials_for,
         now=now,
+        keys=account.signing_keys,
     )
     if not is_valid_region(verified.region):
         raise AwsError(

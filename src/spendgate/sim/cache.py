@@ -3,7 +3,8 @@
 For each cache breakpoint (``spendgate.bedrock.prompts``) whose prefix reaches
 ``min_tokens``, the longest prefix already cached and unexpired is *read*; every token from there
 to the last qualifying breakpoint is *written*, each stretch with the TTL of the breakpoint that
-closes it. A hit refreshes the entry's TTL (never shortening it). Keys are (model, prefix SHA-256); no text is kept.
+closes it. A hit refreshes the entry's TTL (never shortening it). Keys are (model, prefix
+SHA-256); no text is kept.
 """
 
 from __future__ import annotations

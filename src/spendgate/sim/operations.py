@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ NOT_CHAT = (
 class Call:
     """One validated model call, ready to answer."""
 
+    digest: bytes  # SHA-256 of the request body: the seed of a deterministic answer
     body: dict[str, Any]
     prompt: Prompt
     max_tokens: int | None
@@ -68,7 +70,8 @@ def prepare(op: str, model: SimModel, raw: bytes, headers: Mapping[str, str]) ->
             f"The maximum tokens you requested exceeds the model limit of {model.max_output}. "
             f"Try again with a maximum tokens value that is lower than {model.max_output}."
         )
-    return Call(body, prompt_for(body, model.family, converse), max_tokens, metadata)
+    digest = hashlib.sha256(raw).digest()
+    return Call(digest, body, prompt_for(body, model.family, converse), max_tokens, metadata)
 
 
 def answer(
@@ -78,13 +81,12 @@ def answer(
     now: Any,
     forced_output: int | None,
 ) -> Reply:
-    prompt_hash, _ = call.prompt.hashes()
     use = cache.use(model.model_id, call.prompt, now) if model.caching else CacheUse()
     if model.embedding:
         forced_output = 0
     return make_reply(
         call.prompt.tokens,
-        bytes.fromhex(prompt_hash),
+        call.digest,
         use,
         max_tokens=call.max_tokens,
         forced_output=forced_output,
