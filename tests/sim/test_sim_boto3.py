@@ -11,6 +11,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
+from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
+
 from conftest import API_KEY, TLS, Clock, bedrock_client, tracked
 
 NOVA = "amazon.nova-lite-v1:0"
@@ -273,3 +275,32 @@ def test_error_rate_one_fails_everything(sim_factory: Any) -> None:
             "ServiceUnavailableException",
             "ModelTimeoutException",
         }
+
+
+def test_get_inference_profile_via_boto3_control_plane(sim_url: str) -> None:
+    bedrock = tracked(
+        boto3.client(
+            "bedrock",
+            region_name="us-east-1",
+            endpoint_url=sim_url,
+            aws_access_key_id=DEFAULT_ACCESS_KEY_ID,
+            aws_secret_access_key=DEFAULT_SECRET_ACCESS_KEY,
+        )
+    )
+    arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/simclaude001"
+    profile = bedrock.get_inference_profile(inferenceProfileIdentifier=arn)
+    assert profile["type"] == "APPLICATION" and profile["status"] == "ACTIVE"
+    models = [m["modelArn"] for m in profile["models"]]
+    assert all(
+        m.endswith("foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0") for m in models
+    )
+    assert (
+        bedrock.get_inference_profile(inferenceProfileIdentifier="simclaude001")[
+            "inferenceProfileArn"
+        ]
+        == arn
+    )
+    listed = bedrock.list_inference_profiles(typeEquals="APPLICATION")["inferenceProfileSummaries"]
+    assert {p["inferenceProfileArn"] for p in listed} >= {arn}
+    with pytest.raises(bedrock.exceptions.ResourceNotFoundException):
+        bedrock.get_inference_profile(inferenceProfileIdentifier="nope12345678")

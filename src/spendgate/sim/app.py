@@ -27,7 +27,7 @@ from spendgate.bedrock.errors import error_response
 from spendgate.bedrock.modelids import decode_model_id
 from spendgate.errors import AwsError
 from spendgate.settings import SimSettings
-from spendgate.sim import operations
+from spendgate.sim import control, operations
 from spendgate.sim.account import Account, load_account
 from spendgate.sim.auth import authenticate
 from spendgate.sim.cache import PromptCache
@@ -84,6 +84,28 @@ class Simulator:
                 f"{response.status_code} {elapsed:.1f}ms {outcome}\n"
             )
         return response
+
+    async def control(self, request: Request) -> Response:
+        """GetInferenceProfile / ListInferenceProfiles (sim/control.py)."""
+        request_id = str(uuid.uuid4())
+        try:
+            if request.method != "GET":
+                raise AwsError(
+                    "UnknownOperationException", f"{request.method} is not supported here."
+                )
+            who = authenticate(request, await request.body(), self.account, self.clock())
+            raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+            parts = raw.decode("latin-1").split("/")
+            if len(parts) == 2 or parts[2] == "":
+                data = control.list_profiles(self.account, who.region)
+            elif len(parts) == 3:
+                data = control.get_profile(self.account, parts[2], who.region)
+            else:
+                raise AwsError("UnknownOperationException", "No such control-plane operation.")
+            return _json(data, request_id)
+        except AwsError as err:
+            status, headers, body = error_response(err, request_id=request_id)
+            return Response(body, status, headers=dict(headers))
 
     async def _call(
         self, request: Request, op: str, model_id: str, request_id: str, started: float
@@ -247,6 +269,9 @@ class _FastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/model/"):
             response = await self.sim.handle(Request(scope, receive))
+            await response(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith("/inference-profiles"):
+            response = await self.sim.control(Request(scope, receive))
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
