@@ -192,12 +192,6 @@ def test_bad_overrides_file_exits_2(tmp_path: Path, text, message):
     assert code == 2 and message in out
 
 
-def test_estimate_needs_genai_prices(monkeypatch):
-    monkeypatch.setattr("spendgate.cli.quote.genai_prices_fallback", lambda: None)
-    code, out = _quote("--model", "acme.x", "--input", "1", "--output", "1", "--estimate")
-    assert code == 2 and "pip install 'spendgate[prices]'" in out
-
-
 def test_installed_console_script():
     script = Path(sys.executable).parent / "spendgate"
     if not script.exists():

@@ -7,6 +7,7 @@ traceback never reaches the user.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -38,4 +39,16 @@ cli.add_command(quote)
 
 
 def main() -> None:
-    cli(prog_name="spendgate")
+    """Entry point: usage errors are one line (``Error: ...``) and exit code 2."""
+    try:
+        cli.main(prog_name="spendgate", standalone_mode=False)
+    except click.UsageError as err:
+        hint = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
+        click.echo(f"Error: {err.format_message()}{hint}", err=True)
+        sys.exit(err.exit_code)
+    except click.ClickException as err:
+        click.echo(f"Error: {err.format_message()}", err=True)
+        sys.exit(err.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)

@@ -5,23 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from pricing_helpers import AT, quote, unpriced
+
 from spendgate.pricing import default_catalog, price_for
 
-AT = datetime(2026, 11, 1, tzinfo=UTC)
 S45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 ACCOUNT = "arn:aws:bedrock:us-east-1:123456789012"
 APP = f"{ACCOUNT}:application-inference-profile/abc123def456"
 M = 1_000_000
 
 
-def test_foundation_model_arn_is_an_in_region_call(quote):
+def test_foundation_model_arn_is_an_in_region_call():
     # arn:...:foundation-model/... = bare id: 100k x $3.30 + 100k x $16.50 = $1.98
     arn = f"arn:aws:bedrock:us-east-1::foundation-model/{S45}"
     assert quote(arn, i=100_000, o=100_000) == Decimal("1.98")
     assert price_for(arn, "us-east-1", AT).price.scope == "in_region"
 
 
-def test_inference_profile_arn_takes_its_geo_prefix(quote):
+def test_inference_profile_arn_takes_its_geo_prefix():
     # global profile ARN: 100k x $3 + 100k x $15 = $1.80
     assert quote(f"{ACCOUNT}:inference-profile/global.{S45}", i=100_000, o=100_000) == Decimal(
         "1.8"
@@ -31,7 +32,7 @@ def test_inference_profile_arn_takes_its_geo_prefix(quote):
     assert quote(arn, "eu-west-1", i=M) == Decimal("0.078")
 
 
-def test_application_profile_through_the_resolver(quote):
+def test_application_profile_through_the_resolver():
     # the resolver maps the profile to global Sonnet 4.5: 100k x $3 = $0.30
     calls = []
 
@@ -44,13 +45,13 @@ def test_application_profile_through_the_resolver(quote):
     assert calls == [APP, APP]  # never cached: the caller's mapping may change
 
 
-def test_application_profile_resolved_to_a_foundation_arn_is_in_region(quote):
+def test_application_profile_resolved_to_a_foundation_arn_is_in_region():
     # copyFrom a foundation model: in-Region rate, 100k x $3.30 = $0.33
     target = f"arn:aws:bedrock:us-east-1::foundation-model/{S45}"
     assert quote(APP, i=100_000, resolver=lambda _: target) == Decimal("0.33")
 
 
-def test_application_profile_without_a_usable_resolver(unpriced):
+def test_application_profile_without_a_usable_resolver():
     assert "needs a resolver" in unpriced(APP).unpriced_reason
     assert "does not know" in unpriced(APP, resolver=lambda _: None).unpriced_reason
     assert "another application" in unpriced(APP, resolver=lambda arn: arn).unpriced_reason
@@ -88,7 +89,7 @@ def test_wildcard_price_names_the_actual_source_region():
     assert price.ref.startswith("anthropic.claude-sonnet-4-5@eu-central-1/geo/")
 
 
-def test_global_route_not_offered_for_an_older_model(unpriced):
+def test_global_route_not_offered_for_an_older_model():
     result = unpriced("global.anthropic.claude-3-haiku-20240307-v1:0")
     assert "priced routes there: in_region, geo" in result.unpriced_reason
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from pricing_helpers import quote_with
 
 from spendgate.errors import ConfigError, DataError
 from spendgate.pricing import apply_overrides, default_catalog, parse_overrides, price_for, pt_cost
@@ -66,82 +67,76 @@ source_url = "private pricing addendum 7"
 """
 
 
-@pytest.fixture(scope="module")
-def overrides():
-    return parse_overrides(EXAMPLE)
+overrides = parse_overrides(EXAMPLE)
+quote = quote_with(apply_overrides(default_catalog(), overrides))
 
 
-@pytest.fixture(scope="module")
-def quote(overrides, quote_for):
-    return quote_for(apply_overrides(default_catalog(), overrides))
-
-
-def test_provider_discount(quote):
+def test_provider_discount():
     # anthropic -10%: us. Sonnet 4.5 100k x $3.30 + 100k x $16.50 = $1.98, x 0.90 = $1.782
     assert quote(f"us.{S45}", i=100_000, o=100_000) == Decimal("1.782")
 
 
-def test_model_discount_beats_provider_discount(quote):
+def test_model_discount_beats_provider_discount():
     # Haiku 4.5 -12.5% (not -10%): 1M x $1.10 + 1M x $5.50 = $6.60, x 0.875 = $5.775
     assert quote("us.anthropic.claude-haiku-4-5-20251001-v1:0", i=M, o=M) == Decimal("5.775")
 
 
-def test_discount_for_all_models(quote):
+def test_discount_for_all_models():
     # Nova Lite -5%: 1M x $0.06 + 1M x $0.24 = $0.30, x 0.95 = $0.285
     assert quote("amazon.nova-lite-v1:0", i=M, o=M) == Decimal("0.285")
 
 
-def test_discount_applies_to_long_context_rates(quote):
+def test_discount_applies_to_long_context_rates():
     # us. 300k in: 300k x $6.60 = $1.98, x 0.90 = $1.782
     assert quote(f"us.{S45}", i=300_000) == Decimal("1.782")
 
 
-def test_override_record_wins_over_the_catalog(quote):
+def test_override_record_wins_over_the_catalog():
     # us-west-2 private rate, then -10%: (100k x $2.50 + 100k x $12.50) x 0.9 = 1.5 x 0.9 = $1.35
     assert quote(f"us.{S45}", "us-west-2", i=100_000, o=100_000) == Decimal("1.35")
     # us-east-1 keeps the catalog rate: $1.98 x 0.9 = $1.782
     assert quote(f"us.{S45}", "us-east-1", i=100_000, o=100_000) == Decimal("1.782")
 
 
-def test_extra_model(quote):
+def test_extra_model():
     # ACME -5% (all): (1M x $1 + 1M x $2) x 0.95 = $2.85
     assert quote("acme.summarizer-v1:0", i=M, o=M) == Decimal("2.85")
 
 
-def test_overrides_are_named_in_the_catalog_version(overrides):
+def test_overrides_are_named_in_the_catalog_version():
     catalog = apply_overrides(default_catalog(), overrides)
     assert catalog.version == f"{default_catalog().version}+overrides.{overrides.digest}"
     result = price_for(f"us.{S45}", "us-east-1", AT, catalog=catalog)
-    assert result.catalog_version == catalog.version
+    assert result.catalog_version == catalog.version == result.price.catalog_version
     assert result.price.discount_pct == Decimal("10")
     # the packaged catalog is untouched
     assert price_for(f"us.{S45}", "us-east-1", AT).price.discount_pct is None
 
 
-def test_pt_cost_one_month(overrides):
+def test_pt_cost_one_month():
     # 2 MU x 730 h x $63.00 = $91,980.00
     assert pt_cost("anthropic.claude-sonnet-4-5", 2, Decimal(730), "1m", overrides) == Decimal(
         "91980.00"
     )
 
 
-def test_pt_cost_six_months_any_id_form(overrides):
+def test_pt_cost_six_months_any_id_form():
     # 1 MU x 24 h x $34.99 = $839.76
     cost = pt_cost(f"us.{S45}", 1, Decimal(24), "6 months", overrides)
     assert cost == Decimal("839.76")
 
 
-def test_pt_cost_regional_rate_wins(overrides):
+def test_pt_cost_regional_rate_wins():
     # eu-central-1: 3 MU x 10 h x $41.00 = $1,230.00
     assert pt_cost(S45, 3, 10, "6m", overrides, region="eu-central-1") == Decimal("1230.00")
 
 
-def test_pt_cost_fractional_hours(overrides):
+def test_pt_cost_fractional_hours():
     # 1 MU x 0.5 h x $63 = $31.50
     assert pt_cost(S45, 1, Decimal("0.5"), "OneMonth", overrides) == Decimal("31.500")
 
 
-def test_pt_cost_without_a_rate(overrides):
+def test_pt_cost_without_a_rate():
     with pytest.raises(ConfigError, match=r"no provisioned-throughput rate .* \(none commitment\)"):
         pt_cost(S45, 1, Decimal(1), "none", overrides)
 
@@ -154,7 +149,7 @@ def test_pt_cost_without_a_rate(overrides):
         (1, Decimal(1), "3 years", "unknown commitment"),
     ],
 )
-def test_pt_cost_bad_arguments(overrides, units, hours, commitment, message):
+def test_pt_cost_bad_arguments(units, hours, commitment, message):
     with pytest.raises(ConfigError, match=message):
         pt_cost(S45, units, hours, commitment, overrides)
 

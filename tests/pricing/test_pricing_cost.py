@@ -63,6 +63,7 @@ def test_breakdown_has_every_component():
     }
     assert cost.total == Decimal("0.02805")
     assert cost.price_ref.endswith("/global/standard/2025-09-29")
+    assert cost.catalog_version == default_catalog().version
     assert not cost.long_context
 
 

@@ -62,6 +62,7 @@ def test_fallback_price_is_marked_estimate():
     assert price is not None and price.estimate and not price.verified
     assert price.ref == "genai-prices:writer.palmyra-x5-v1:0@us-east-1/geo/standard/9.9.9"
     assert price.assumed == ("cache_read", "cache_write_5m", "cache_write_1h")
+    assert price.catalog_version == result.catalog_version == default_catalog().version
     assert seen == [f"us.{UNKNOWN}"]
     # 1,000 x $0.60 + 1 x $6 = 0.0006 + 0.000006 = $0.000606
     assert cost_of(Usage(1_000, 1), price).total == Decimal("0.000606")
