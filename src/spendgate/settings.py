@@ -9,11 +9,12 @@ appear in a repr.
 
 from __future__ import annotations
 
+import json
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,7 +61,73 @@ class SimSettings:
         )
 
 
-SECTIONS: dict[type[Any], str] = {SimSettings: "sim"}
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """``spendgate serve``: the metering gateway."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db: str = ""  # "" = sqlite file in the user data directory (resolved by the CLI)
+    bedrock_endpoint: str = "https://bedrock-runtime.{region}.amazonaws.com"
+    control_endpoint: str = "https://bedrock.{region}.amazonaws.com"
+    sts_endpoint: str = "https://sts.{region}.amazonaws.com"
+    default_region: str = "us-east-1"
+    admin_token: str | None = field(default=None, repr=False)
+    allow_unauthenticated: bool = False
+    inject_request_metadata: bool = True
+    auto_prefix: bool = True
+    model_aliases: dict[str, str] = field(default_factory=dict)
+    cost_center_profiles: dict[str, str] = field(default_factory=dict)
+    aws_profile: str | None = None
+    max_body_bytes: int = 25_000_000
+    connect_timeout_s: float = 5.0
+    first_byte_timeout_s: float = 300.0
+    idle_timeout_s: float = 120.0
+    journal_path: Path | None = None
+    queue_size: int = 10_000
+    batch_size: int = 500
+    flush_interval_s: float = 0.25
+    key_refresh_s: float = 5.0
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    upstream_ca_file: Path | None = None
+    log_format: str = "json"
+
+    def __post_init__(self) -> None:
+        _check(0 < self.port < 65536 or self.port == 0, "port must be between 0 and 65535")
+        _check(self.max_body_bytes > 0, "max_body_bytes must be positive")
+        _check(
+            "{region}" in self.bedrock_endpoint or "://" in self.bedrock_endpoint,
+            "bedrock_endpoint must be a URL, optionally with {region}",
+        )
+        for name in (
+            "connect_timeout_s",
+            "first_byte_timeout_s",
+            "idle_timeout_s",
+            "flush_interval_s",
+            "key_refresh_s",
+        ):
+            _check(getattr(self, name) > 0, f"{name} must be positive")
+        _check(
+            self.queue_size > 0 and self.batch_size > 0,
+            "queue_size and batch_size must be positive",
+        )
+        _check(self.log_format in ("json", "text"), "log_format must be json or text")
+        _check(
+            (self.tls_certfile is None) == (self.tls_keyfile is None),
+            "tls_certfile and tls_keyfile go together: give both or neither",
+        )
+        _check(
+            not self.allow_unauthenticated or self.host in ("127.0.0.1", "localhost", "::1"),
+            "allow_unauthenticated is only allowed when bound to loopback (host 127.0.0.1)",
+        )
+
+
+SECTIONS: dict[type[Any], str] = {SimSettings: "sim", GatewaySettings: "gateway"}
+# environment names that differ from SPENDGATE_<SECTION>_<FIELD>
+ENV_ALIASES: dict[tuple[type[Any], str], str] = {
+    (GatewaySettings, "admin_token"): "SPENDGATE_ADMIN_TOKEN"
+}
 
 
 def _check(ok: bool, message: str) -> None:
@@ -93,13 +160,13 @@ def field_names(cls: type[Any]) -> list[str]:
 
 
 def env_name(cls: type[Any], name: str) -> str:
-    return f"SPENDGATE_{SECTIONS[cls].upper()}_{name.upper()}"
+    return ENV_ALIASES.get((cls, name), f"SPENDGATE_{SECTIONS[cls].upper()}_{name.upper()}")
 
 
 def _from_env(env: Mapping[str, str], section: str, cls: type[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(cls):
-        key = f"SPENDGATE_{section.upper()}_{f.name.upper()}"
+        key = env_name(cls, f.name)
         if key in env:
             out[f.name] = _convert(cls, f.name, env[key], source=key)
     return out
@@ -129,6 +196,8 @@ def _from_file(path: Path, section: str, cls: type[Any]) -> dict[str, Any]:
 def _convert(cls: type[Any], name: str, raw: Any, *, source: str) -> Any:
     kind = _base_type(cls, name)
     try:
+        if kind is dict:
+            return _to_table(raw, source)
         if kind is bool:
             return _to_bool(raw)
         if kind is Path:
@@ -146,7 +215,20 @@ def _base_type(cls: type[Any], name: str) -> type[Any]:
     hint = typing.get_type_hints(cls)[name]
     if isinstance(hint, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    origin = typing.get_origin(hint)
+    if origin is not None:
+        return origin  # type: ignore[no-any-return]
     return hint if isinstance(hint, type) else str
+
+
+def _to_table(raw: Any, source: str) -> dict[str, str]:
+    """A TOML table, or (from the environment) a JSON object, of strings."""
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise ConfigError(f"{source}: must be a table of strings")
+    return dict(data)
 
 
 def _to_bool(raw: Any) -> bool:

@@ -545,3 +545,30 @@ def test_malformed_chunk_is_an_event_stream_error() -> None:
 def test_unknown_operation() -> None:
     with pytest.raises(ValueError, match="unknown streaming operation"):
         StreamUsage("converse")
+
+
+def test_generated_text_and_stream_text_hash_agree() -> None:
+    import hashlib
+
+    from spendgate.bedrock.eventstream import Decoder, encode_event
+    from spendgate.bedrock.usage import StreamUsage, generated_text
+
+    converse = {
+        "output": {
+            "message": {"role": "assistant", "content": [{"text": "Hello "}, {"text": "world"}]}
+        },
+        "stopReason": "end_turn",
+    }
+    anthropic = {"type": "message", "content": [{"type": "text", "text": "Hello world"}]}
+    assert generated_text(converse) == generated_text(anthropic) == "Hello world"
+    assert generated_text({"generation": "Hi"}) == "Hi"
+    assert generated_text({"results": [{"outputText": "Hi"}]}) == "Hi"
+    meter = StreamUsage("converse-stream")
+    raw = b"".join(
+        encode_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": t}})
+        for t in ("Hello ", "world")
+    )
+    for frame in Decoder().feed(raw):
+        meter.observe(frame)
+    assert meter.text_sha256 == hashlib.sha256(b"Hello world").hexdigest()
+    assert meter.output_text_chars == 11

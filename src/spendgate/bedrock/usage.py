@@ -27,6 +27,7 @@ A response whose input or output count we cannot find yields ``usage=None``, nev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -162,7 +163,19 @@ class StreamUsage:
         self._latency: int | None = None
         self._complete = False
         self._error: AwsError | None = None
+        self._digest = hashlib.sha256()
         self.output_text_chars = 0
+
+    @property
+    def text_sha256(self) -> str:
+        """SHA-256 (hex) of the generated text seen so far: the response's fingerprint."""
+        return self._digest.hexdigest()
+
+    def _saw_text(self, doc: Mapping[str, Any]) -> None:
+        text = _text(doc)
+        if text:
+            self.output_text_chars += len(text)
+            self._digest.update(text.encode())
 
     def observe(self, frame: Frame) -> None:
         """Account one decoded frame. ``EventStreamError`` if an event payload is malformed."""
@@ -207,7 +220,7 @@ class StreamUsage:
         if not isinstance(doc, dict):
             return
         if kind == "contentBlockDelta":
-            self.output_text_chars += len(_text(doc))
+            self._saw_text(doc)
         elif kind == "messageStop":
             self._stop = _str(doc.get("stopReason")) or self._stop
         else:
@@ -224,7 +237,7 @@ class StreamUsage:
             return
         self._counts.update(self._read(doc))
         self._stop = _stop_reason(doc) or self._stop
-        self.output_text_chars += len(_text(doc))
+        self._saw_text(doc)
         metrics = doc.get(_METRICS_MEMBER)
         if isinstance(metrics, dict):
             self._metrics = _pick(metrics, _METRICS_KEYS)
@@ -332,6 +345,20 @@ def _stop_reason(doc: Mapping[str, Any]) -> str | None:
                 if (value := _str(first.get(name))) is not None:
                     return value
     return None
+
+
+def generated_text(doc: Mapping[str, Any]) -> str:
+    """All generated text of a non-streaming response body, in any family's shape."""
+    message = _dict(_dict(doc.get("output")).get("message"))
+    blocks = message.get("content") if message else doc.get("content")
+    if isinstance(blocks, list):
+        return "".join(
+            b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str)
+        )
+    results = doc.get("results")
+    if isinstance(results, list):
+        return "".join(_str(_dict(r).get("outputText")) or "" for r in results)
+    return _text(doc)
 
 
 def _text(doc: Mapping[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""The ASGI hot path: authenticate, attribute, budget, sign, forward and record Bedrock calls."""
