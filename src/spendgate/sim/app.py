@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spendgate.bedrock.errors import error_response
 from spendgate.bedrock.modelids import decode_model_id
+from spendgate.bedrock.operations import OPERATION_NAMES
 from spendgate.errors import AwsError
 from spendgate.settings import SimSettings
 from spendgate.sim import control, operations
@@ -159,7 +160,7 @@ def _route(request: Request) -> tuple[str, str]:
             "UnknownOperationException", f"No Bedrock runtime operation at {path[:80]!r}."
         )
     _, _, label, op = path.split("/")
-    if op not in operations.OPERATION_NAMES:
+    if op not in OPERATION_NAMES:
         raise operations.reject_unknown(op)
     if request.method != "POST":
         raise AwsError("UnknownOperationException", f"{request.method} is not supported here.")

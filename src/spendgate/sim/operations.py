@@ -16,13 +16,6 @@ from spendgate.sim.cache import CacheUse, PromptCache
 from spendgate.sim.models import SimModel
 from spendgate.sim.replies import Reply, make_reply
 
-OPERATION_NAMES = {
-    "converse": "Converse",
-    "converse-stream": "ConverseStream",
-    "invoke": "InvokeModel",
-    "invoke-with-response-stream": "InvokeModelWithResponseStream",
-    "count-tokens": "CountTokens",
-}
 NOT_CHAT = (
     "This action doesn't support the model that you provided. Try again with a supported text "
     "or chat model."

@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from spendgate.bedrock.errors import exception_frame
 from spendgate.bedrock.eventstream import encode_chunk, encode_event
+from spendgate.bedrock.operations import OPERATION_NAMES
 from spendgate.sim import bodies, operations
 from spendgate.sim.auth import Caller
 from spendgate.sim.faults import Fault
@@ -124,7 +125,7 @@ class Streamer:
             region=a.who.region,
             inference_region=a.target.inference_region,
             request_id=a.request_id,
-            operation=operations.OPERATION_NAMES[a.op],
+            operation=OPERATION_NAMES[a.op],
             model_id=a.model_id,
             metadata=a.call.metadata,
             input_tokens=reply.input_tokens,
