@@ -78,6 +78,7 @@ class GatewaySettings:
     auto_prefix: bool = True
     model_aliases: dict[str, str] = field(default_factory=dict)
     cost_center_profiles: dict[str, str] = field(default_factory=dict)
+    team_roles: dict[str, str] = field(default_factory=dict)
     aws_profile: str | None = None
     max_body_bytes: int = 25_000_000
     connect_timeout_s: float = 5.0

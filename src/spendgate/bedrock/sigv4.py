@@ -173,11 +173,18 @@ def _utc(now: datetime) -> datetime:
 class Signer:
     """Signs requests for one set of credentials, caching the derived key per day."""
 
-    def __init__(self, credentials: Credentials, region: str, service: str = "bedrock") -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        region: str,
+        service: str = "bedrock",
+        *,
+        keys: SigningKeys | None = None,
+    ) -> None:
         self.credentials = credentials
         self.region = region
         self.service = service
-        self._keys = SigningKeys()
+        self._keys = keys if keys is not None else SigningKeys()
 
     def sign(
         self,

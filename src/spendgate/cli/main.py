@@ -13,7 +13,9 @@ from typing import Any
 import click
 
 from spendgate import __version__
+from spendgate.cli.keys import keys
 from spendgate.cli.quote import quote
+from spendgate.cli.serve import serve
 from spendgate.cli.sim import sim
 from spendgate.errors import ConfigError, DataError, SpendgateError
 
@@ -36,6 +38,8 @@ def cli() -> None:
 
 cli.add_command(sim)
 cli.add_command(quote)
+cli.add_command(serve)
+cli.add_command(keys)
 
 
 def main() -> None:

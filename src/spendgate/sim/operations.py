@@ -26,11 +26,20 @@ NOT_CHAT = (
 class Call:
     """One validated model call, ready to answer."""
 
-    digest: bytes  # SHA-256 of the request body: the seed of a deterministic answer
+    digest: bytes  # SHA-256 of the prompt fields: the seed of a deterministic answer
     body: dict[str, Any]
     prompt: Prompt
     max_tokens: int | None
     metadata: dict[str, str] | None
+
+
+PROMPT_FIELDS = ("system", "messages", "prompt", "inputText", "texts", "tools", "toolConfig")
+
+
+def prompt_digest(body: Mapping[str, Any]) -> bytes:
+    """What the answer depends on: the prompt, not metadata or inference settings."""
+    fields = [body.get(name) for name in PROMPT_FIELDS]
+    return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).digest()
 
 
 def prompt_for(body: Mapping[str, Any], family: str, converse: bool) -> Prompt:
@@ -63,7 +72,7 @@ def prepare(op: str, model: SimModel, raw: bytes, headers: Mapping[str, str]) ->
             f"The maximum tokens you requested exceeds the model limit of {model.max_output}. "
             f"Try again with a maximum tokens value that is lower than {model.max_output}."
         )
-    digest = hashlib.sha256(raw).digest()
+    digest = prompt_digest(body)
     return Call(digest, body, prompt_for(body, model.family, converse), max_tokens, metadata)
 
 

@@ -1,7 +1,7 @@
 """Deterministic answers: what the simulated model 'says' and what it reports using.
 
 The answer length is ``X-Sim-Output-Tokens`` when the request sets it, else 16 + (a hash of the
-request body mod 240) tokens, capped by the request's max tokens (then the stop reason is
+prompt mod 240) tokens, capped by the request's max tokens (then the stop reason is
 ``max_tokens``). Every generated token is one 4-character unit ("lor " ...), so the text length
 and the reported output tokens agree with the prompt estimator (``ceil(chars / 4)``).
 """

@@ -1,0 +1,76 @@
+"""``spendgate serve``: run the metering gateway."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import click
+import uvicorn
+
+from spendgate.gateway.app import create_app
+from spendgate.settings import GatewaySettings, load
+
+
+def data_dir(env: dict[str, str] | os._Environ[str]) -> Path:
+    """The user data directory: $SPENDGATE_HOME, else $XDG_DATA_HOME/spendgate, else
+    ~/.local/share/spendgate."""
+    if env.get("SPENDGATE_HOME"):
+        return Path(env["SPENDGATE_HOME"])
+    base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else Path.home() / ".local/share"
+    return base / "spendgate"
+
+
+def gateway_settings(flags: dict[str, object], config_file: Path | None) -> GatewaySettings:
+    settings = load(GatewaySettings, flags=flags, env=os.environ, config_file=config_file)
+    if not settings.db:
+        folder = data_dir(os.environ)
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = replace(settings, db=f"sqlite:///{folder / 'spendgate.db'}")
+    return settings
+
+
+@click.command()
+@click.option("--host", help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8080).")
+@click.option("--db", help="sqlite:///path or postgresql://... (default: a SQLite file).")
+@click.option(
+    "--bedrock-endpoint",
+    help="Upstream URL template (default https://bedrock-runtime.{region}.amazonaws.com).",
+)
+@click.option(
+    "--tls-certfile",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve HTTPS with this PEM certificate (boto3 sends bearer keys only over HTTPS).",
+)
+@click.option(
+    "--tls-keyfile",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The private key of --tls-certfile.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="TOML config file; its [gateway] table sets any setting.",
+)
+def serve(config_file: Path | None, **flags: object) -> None:
+    """Run the gateway: meter, attribute and forward Bedrock runtime calls."""
+    settings = gateway_settings(flags, config_file)
+    scheme = "https" if settings.tls_certfile else "http"
+    click.echo(
+        f"spendgate gateway at {scheme}://{settings.host}:{settings.port} → "
+        f"{settings.bedrock_endpoint} (store {settings.db.split('@')[-1]})",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
+        timeout_graceful_shutdown=30,
+    )
