@@ -4,6 +4,8 @@
     ├── ConfigError                bad settings, config file or CLI argument (CLI exit code 2)
     ├── DataError                  bad input data: a catalog, overrides or fixture file (exit 2)
     ├── EventStreamError           a malformed or corrupted application/vnd.amazon.eventstream frame
+    ├── UpstreamError              (gateway/http1.py) no response from Bedrock: .kind connect|tls|…
+    │   └── UpstreamTimeout        connect, first byte or idle-stream timeout
     └── AwsError                   anything reported on the Bedrock routes as an AWS-style error;
         │                          ``code`` is the AWS error type, ``status`` its HTTP status
         └── InvalidModelId         a model id that Bedrock would reject (ValidationException)

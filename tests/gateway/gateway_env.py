@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 from botocore.config import Config
 
 from spendgate.bedrock.sigv4 import Credentials
@@ -49,6 +51,27 @@ class Env:
             if len(found) >= count or time.monotonic() > deadline:
                 return found
             time.sleep(0.05)
+
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        key: str | None = "default",
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """POST to the gateway with ``requests``; the connection is closed before returning (an
+        open TLS keep-alive would make the server wait 10 s to stop)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        sent = {"Content-Type": "application/json", "Connection": "close", **(headers or {})}
+        if key is not None:
+            sent["X-Spendgate-Key"] = self.key if key == "default" else key
+        with requests.Session() as session:
+            response = session.post(
+                self.gateway_url + path, data=data, headers=sent, verify=self.tls.cafile, timeout=30
+            )
+            response.close()
+            return response
 
     def add_key(self, name: str, **fields: Any) -> tuple[str, str]:
         key = new_key()

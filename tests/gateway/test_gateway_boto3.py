@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from gateway_env import Env, running
 
 from spendgate.settings import SimSettings
@@ -39,16 +38,6 @@ def claude_code_body(text: str = "Refactor this function") -> str:
 def env(tmp_path: Path, tls: TLS) -> Iterator[Env]:
     with running(tmp_path, tls, inject_request_metadata=False) as e:
         yield e
-
-
-def post(url: str, **kwargs: Any) -> Any:
-    """requests.post that closes its TLS connection before the test ends."""
-    with requests.Session() as session:
-        response = session.post(
-            url, headers={"Connection": "close", **kwargs.pop("headers")}, **kwargs
-        )
-        response.close()
-        return response
 
 
 def strip_volatile(doc: Any) -> Any:
@@ -161,11 +150,10 @@ def test_cache_tokens_priced_per_ttl(env: Env, monkeypatch: Any) -> None:
 def test_seed_call_with_requests_and_aws_headers(tmp_path: Path, tls: TLS) -> None:
     """The seed's call: requests, X-Aws-* credentials, attribution headers, /bedrock prefix."""
     with running(tmp_path, tls, credentials=lambda: None) as env:
-        r = post(
-            f"{env.gateway_url}/bedrock/model/amazon.nova-lite-v1:0/converse",
-            json={"messages": HELLO},
+        r = env.post(
+            "/bedrock/model/amazon.nova-lite-v1:0/converse",
+            {"messages": HELLO},
             headers={
-                "X-Spendgate-Key": env.key,
                 "X-Aws-Access-Key-Id": "AKIASPENDGATESIM0001",
                 "X-Aws-Secret-Access-Key": "spendgate-sim-secret-access-key",
                 "X-Aws-Region": "us-east-1",
@@ -175,8 +163,6 @@ def test_seed_call_with_requests_and_aws_headers(tmp_path: Path, tls: TLS) -> No
                 "X-User": "alice",
                 "X-Tag-ticket": "FIN-42",
             },
-            verify=tls.cafile,
-            timeout=10,
         )
         assert r.status_code == 200, r.text
         assert r.json()["usage"]["outputTokens"] > 0
@@ -192,16 +178,13 @@ def test_seed_call_with_requests_and_aws_headers(tmp_path: Path, tls: TLS) -> No
 
 def test_wrong_aws_secret_is_rejected_by_the_simulators_sigv4(tmp_path: Path, tls: TLS) -> None:
     with running(tmp_path, tls, credentials=lambda: None) as env:
-        r = post(
-            f"{env.gateway_url}/model/amazon.nova-lite-v1%3A0/converse",
-            json={"messages": HELLO},
+        r = env.post(
+            "/model/amazon.nova-lite-v1%3A0/converse",
+            {"messages": HELLO},
             headers={
-                "X-Spendgate-Key": env.key,
                 "X-Aws-Access-Key-Id": "AKIASPENDGATESIM0001",
                 "X-Aws-Secret-Access-Key": "wrong",
             },
-            verify=tls.cafile,
-            timeout=10,
         )
         assert r.status_code == 403
         assert r.headers["x-amzn-ErrorType"] == "InvalidSignatureException"

@@ -27,16 +27,7 @@ def env(tmp_path: Path, tls: TLS) -> Iterator[Env]:
 
 
 def call(env: Env, op: str = "converse", **headers: str) -> requests.Response:
-    with requests.Session() as s:
-        r = s.post(
-            f"{env.gateway_url}/model/{NOVA}/{op}",
-            json=HELLO,
-            verify=env.tls.cafile,
-            headers={"X-Spendgate-Key": env.key, "Connection": "close", **headers},
-            timeout=30,
-        )
-        r.close()
-        return r
+    return env.post(f"/model/{NOVA}/{op}", HELLO, headers=headers)
 
 
 def test_upstream_down(tmp_path: Path, tls: TLS) -> None:
