@@ -26,9 +26,11 @@ from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_K
 
 MODEL = "amazon.nova-lite-v1:0"
 BODY = json.dumps(
-    {"messages": [{"role": "user", "content": [{"text": "Summarise our Q3 Bedrock spend."}]}],
-     "inferenceConfig": {"maxTokens": 64}}
-).encode()  # fmt: skip
+    {
+        "messages": [{"role": "user", "content": [{"text": "Summarise our Q3 Bedrock spend."}]}],
+        "inferenceConfig": {"maxTokens": 64},
+    }
+).encode()
 
 
 def start_sim(port: int, log_requests: bool) -> subprocess.Popen[bytes]:
@@ -76,10 +78,23 @@ def run(port: int, seconds: int, connections: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(wrk_script(port))
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "-s", f.name, f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "taskset",
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            f.name,
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     os.unlink(f.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bedrock_client, free_port
+from helpers import bedrock_client, free_port
 
 SPENDGATE = str(Path(sys.executable).with_name("spendgate"))
 

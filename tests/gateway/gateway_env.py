@@ -25,7 +25,7 @@ from spendgate.sim.app import create_app as create_sim
 from spendgate.store.db import Store, open_store
 from spendgate.store.keys import KeyRecord
 
-from conftest import TLS, close_clients, serve, tracked
+from helpers import TLS, close_clients, serve, tracked
 
 SIM_CREDENTIALS = Credentials(DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import requests
-from gateway_env import Env, running
 
-from conftest import TLS
+from gateway_env import Env, running
+from helpers import TLS
 
 NOVA = "amazon.nova-lite-v1%3A0"
 GOOD = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_env import Env, running
 
 from spendgate.settings import SimSettings
 
-from conftest import TLS, bedrock_client
+from gateway_env import Env, running
+from helpers import TLS, bedrock_client
 
 SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "amazon.nova-lite-v1:0"

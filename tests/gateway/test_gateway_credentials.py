@@ -42,7 +42,7 @@ from spendgate.gateway.credentials import (
 )
 from spendgate.gateway.upstream import Upstream
 
-from conftest import Clock, free_port, serve
+from helpers import Clock, free_port, serve
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"

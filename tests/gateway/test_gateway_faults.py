@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import requests
 from botocore.exceptions import EventStreamError
-from gateway_env import Env, running
 
 from spendgate.settings import SimSettings
 
-from conftest import TLS, free_port
+from gateway_env import Env, running
+from helpers import TLS, free_port
 
 NOVA = "amazon.nova-lite-v1%3A0"
 HELLO = {"messages": [{"role": "user", "content": [{"text": "Forecast next month's spend."}]}]}

@@ -25,7 +25,7 @@ from spendgate.settings import GatewaySettings
 from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
 from spendgate.store import open_store
 
-from conftest import serve
+from helpers import serve
 
 LOGGER = "spendgate.tests.logs"
 

@@ -22,7 +22,7 @@ from spendgate.settings import GatewaySettings
 from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
 from spendgate.store import WriterStats, open_store
 
-from conftest import serve
+from helpers import serve
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 NOVA = "amazon.nova-lite-v1:0"
@@ -221,8 +221,11 @@ def test_the_gateway_serves_metrics_for_real_calls(
         assert requests.post(f"{url}/model/{NOVA}/converse", json=body).status_code == 200
         stream = requests.post(f"{url}/model/{NOVA}/converse-stream", json=body)
         assert stream.status_code == 200
-        time.sleep(0.3)  # the writer flushes every 50 ms
-        r = requests.get(f"{url}/metrics")
+        for _ in range(100):  # the writer flushes every 50 ms
+            r = requests.get(f"{url}/metrics")
+            if "spendgate_events_written_total 2.0" in r.text:
+                break
+            time.sleep(0.05)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain; version=")
     assert r.headers["x-spendgate-request-id"]

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_env import running
 
-from conftest import TLS
+from gateway_env import running
+from helpers import TLS
 
 PROMPT = "Quarterly plan: acquire Initech for 42 million"
 SECRET = "spendgate-sim-secret-access-key"

@@ -18,7 +18,7 @@ from spendgate.gateway.profiles import NEGATIVE_TTL, ProfileResolver, profile_mo
 from spendgate.gateway.upstream import Upstream
 from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
 
-from conftest import Clock, free_port
+from helpers import Clock, free_port
 
 APP = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/simclaude001"
 NOVA = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/simnovalite1"

@@ -19,7 +19,7 @@ from spendgate.sim.app import create_app as create_sim
 from spendgate.store.db import open_store
 from spendgate.store.keys import KeyRecord
 
-from conftest import free_port, serve
+from helpers import free_port, serve
 
 SPENDGATE = str(Path(sys.executable).with_name("spendgate"))
 CALLS = 40

@@ -31,7 +31,7 @@ from spendgate.gateway.upstream import (
     request_head,
 )
 
-from conftest import TLS, free_port, serve
+from helpers import TLS, free_port, serve
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pricing_helpers import AT, quote, unpriced
-
 from spendgate.pricing import default_catalog, price_for
+
+from pricing_helpers import AT, quote, unpriced
 
 S45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 ACCOUNT = "arn:aws:bedrock:us-east-1:123456789012"

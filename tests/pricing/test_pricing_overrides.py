@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from pricing_helpers import quote_with
 
 from spendgate.errors import ConfigError, DataError
 from spendgate.pricing import apply_overrides, default_catalog, parse_overrides, price_for, pt_cost
+
+from pricing_helpers import quote_with
 
 AT = datetime(2026, 11, 1, tzinfo=UTC)
 S45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from pricing_helpers import AT, quote, unpriced
 
 from spendgate.pricing import default_catalog, price_for
+
+from pricing_helpers import AT, quote, unpriced
 
 S45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 H45 = "anthropic.claude-haiku-4-5-20251001-v1:0"

@@ -10,7 +10,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import API_KEY
+from helpers import API_KEY
 
 NOVA = "amazon.nova-lite-v1%3A0"
 AUTH = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}

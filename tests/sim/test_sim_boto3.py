@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError, EventStreamError
 
 from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
 
-from conftest import API_KEY, TLS, Clock, bedrock_client, tracked
+from helpers import API_KEY, TLS, Clock, bedrock_client, tracked
 
 NOVA = "amazon.nova-lite-v1:0"
 SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from conftest import API_KEY, TLS, Clock, tracked
+from helpers import API_KEY, TLS, Clock, tracked
 
 SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 SYSTEM_TEXT = "You are a meticulous assistant. " * 40  # 1,280 chars -> 320 tokens

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import bedrock_client, close_clients
+from helpers import bedrock_client, close_clients
 
 SECRET_PROMPT = "the launch code is swordfish-42"
 LAYOUT = re.compile(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from conftest import bedrock_client
+from helpers import bedrock_client
 
 HELLO = [{"role": "user", "content": [{"text": "hello"}]}]
 

@@ -34,6 +34,7 @@ from spendgate.bedrock.sigv4 import Credentials, Signer, SigningKeys
 from spendgate.errors import AwsError
 from spendgate.events import Event
 from spendgate.gateway import attribution as attr
+from spendgate.gateway import logs
 from spendgate.gateway.credentials import AwsIdentity
 from spendgate.gateway.keys import KeyRing, presented_key
 from spendgate.gateway.metering import SERVICE_TIERS, Call, Outcome, event_for
@@ -83,6 +84,7 @@ class Proxy:
         call = Call(
             self.clock(), time.perf_counter(), uuid.uuid4().hex, op, self.settings.default_region
         )
+        logs.bind_request_id(call.gateway_request_id)
         request.state.call = call
         headers = {k.lower(): v for k, v in request.headers.items()}
         body = await read_body(request, self.settings.max_body_bytes)

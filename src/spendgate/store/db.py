@@ -1,0 +1,203 @@
+"""``Store``: every query spendgate runs, on SQLite or PostgreSQL alike.
+
+Methods are synchronous and thread-safe (one connection per call, from the engine's pool); the
+gateway calls them from worker threads, never on its event loop. ``open_store`` builds the engine
+and migrates the database to the newest schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine, Insert, Select, Table, Update, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+
+from spendgate.errors import ConfigError
+from spendgate.events import Event
+from spendgate.store import migrate
+from spendgate.store.engine import make_engine, masked, parse_url
+from spendgate.store.keys import KeyRecord, check_hash, key_to_row, row_to_key
+from spendgate.store.schema import FILTERABLE, api_keys, event_to_row, events, row_to_event
+from spendgate.store.types import as_utc
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 10_000
+
+
+def open_store(url: str, *, busy_timeout_ms: int = 5000, connect_timeout_s: int = 10) -> Store:
+    """A ``Store`` on ``url`` (``sqlite:///path`` or ``postgresql://…``), migrated to head.
+
+    ``busy_timeout_ms`` is how long SQLite waits for another writer's lock;
+    ``connect_timeout_s`` how long PostgreSQL connection attempts may take."""
+    engine = make_engine(
+        parse_url(url), busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s
+    )
+    try:
+        migrate.upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)
+
+
+class Store:
+    """Events and API keys in one database. Build it with ``open_store``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._insert_events = self._insert_ignoring_duplicates(events)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for queries elsewhere in ``spendgate.store``."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return masked(self._engine.url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            log.debug("store %s did not answer: %s", self.url, exc)
+            return False
+        return True
+
+    # -- events -------------------------------------------------------------------------------
+
+    def insert_events(self, batch: Sequence[Event]) -> int:
+        """Insert ``batch`` in one transaction; events whose ``event_id`` is already stored are
+        skipped. Returns how many rows were inserted."""
+        if not batch:
+            return 0
+        rows = [event_to_row(event) for event in batch]
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                self._insert_events, rows, execution_options={"preserve_rowcount": True}
+            )
+            return max(result.rowcount, 0)
+
+    def list_events(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        filters: Mapping[str, str] | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        """Events with ``since <= ts < until`` matching every filter (column == value), newest
+        first. Filters: ``FILTERABLE``. ``ConfigError`` for an unknown filter, a naive datetime
+        or a limit outside 1..10000."""
+        query = _events_query(since, until, filters or {}, limit)
+        with self._engine.connect() as connection:
+            return [row_to_event(row) for row in connection.execute(query).mappings()]
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    def create_key(self, record: KeyRecord) -> None:
+        """Store a new key (hash and prefix only). A duplicate id or hash raises
+        ``sqlalchemy.exc.IntegrityError``."""
+        with self._engine.begin() as connection:
+            connection.execute(api_keys.insert(), key_to_row(record))
+
+    def get_key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        """The key whose SHA-256 hex digest is ``key_hash``, revoked or not."""
+        query = select(api_keys).where(api_keys.c.key_hash == key_hash)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return None if row is None else row_to_key(row)
+
+    def list_keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        with self._engine.connect() as connection:
+            return [row_to_key(row) for row in connection.execute(query).mappings()]
+
+    def revoke_key(self, key_id: str, at: datetime) -> bool:
+        """Mark key ``key_id`` revoked at ``at``; False if it is unknown or already revoked."""
+        query = (
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return self._update_one(query)
+
+    def replace_key_hash(self, key_id: str, new_hash: str, new_prefix: str) -> bool:
+        """Rotate key ``key_id`` to a new secret (its hash and prefix); False if unknown."""
+        check_hash(new_hash, new_prefix)
+        query = (
+            update(api_keys)
+            .where(api_keys.c.id == key_id)
+            .values(key_hash=new_hash, key_prefix=new_prefix)
+        )
+        return self._update_one(query)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _update_one(self, query: Update) -> bool:
+        with self._engine.begin() as connection:
+            return bool(connection.execute(query).rowcount == 1)
+
+    def _insert_ignoring_duplicates(self, table: Table) -> Insert:
+        """``INSERT … ON CONFLICT DO NOTHING`` in this engine's dialect."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def _events_query(
+    since: datetime | None,
+    until: datetime | None,
+    filters: Mapping[str, str],
+    limit: int,
+) -> Select[Any]:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ConfigError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
+    unknown = sorted(set(filters) - set(FILTERABLE))
+    if unknown:
+        raise ConfigError(
+            f"unknown event filter {', '.join(unknown)}; filter on: {', '.join(FILTERABLE)}"
+        )
+    query = select(events)
+    if since is not None:
+        query = query.where(events.c.ts >= _aware("since", since))
+    if until is not None:
+        query = query.where(events.c.ts < _aware("until", until))
+    for name, value in sorted(filters.items()):
+        query = query.where(events.c[name] == value)
+    return query.order_by(events.c.ts.desc(), events.c.event_id.desc()).limit(limit)
+
+
+def _aware(name: str, moment: datetime) -> datetime:
+    try:
+        return as_utc(moment)
+    except ValueError:
+        raise ConfigError(f"{name} must be a timezone-aware datetime (UTC), not {moment}") from None

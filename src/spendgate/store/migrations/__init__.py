@@ -1,0 +1,1 @@
+"""Alembic migrations for spendgate's store; run them with ``spendgate.store.migrate``."""

@@ -1,0 +1,152 @@
+"""The tables, as SQLAlchemy Core metadata (the migrations create exactly this).
+
+``events`` holds one row per ``spendgate.events.Event``: one column per field, the same names,
+except ``cost_usd`` which is stored as ``cost_pusd`` (picodollars, see ``store.types``). The store
+adds no column of its own, so what is at rest is exactly what the event holds.
+
+``api_keys`` holds spendgate keys by SHA-256 hash only (see ``store.keys``).
+
+Later tables (budgets, CUR lines) join this metadata in their own migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+
+from spendgate.events import ATTRIBUTION_FIELDS, Event
+from spendgate.store.types import JSONText, Picodollars, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# Event fields whose column has another name.
+RENAMED = {"cost_usd": "cost_pusd"}
+
+# Filters an ``events`` query accepts: each an equality on the column of the same name.
+FILTERABLE = (
+    *ATTRIBUTION_FIELDS,
+    "key_id",
+    "model_id",
+    "base_model",
+    "provider",
+    "operation",
+    "status",
+    "source",
+)
+
+# Attribution columns with an (owner, ts) index.
+INDEXED_OWNERS = ("key_id", "department", "project", "user_id", "application", "base_model")
+
+
+def _text(name: str, *, nullable: bool = True) -> Column[str]:
+    return Column(name, Text, nullable=nullable)
+
+
+def _count(name: str) -> Column[int]:
+    return Column(name, Integer, nullable=False)
+
+
+def _flag(name: str) -> Column[bool]:
+    return Column(name, Boolean, nullable=False)
+
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("ts", UTCDateTime, nullable=False),
+    _text("source", nullable=False),
+    Column("ts_end", UTCDateTime),
+    *(_text(n) for n in ("request_id", "gateway_request_id", "account_id", "region")),
+    *(_text(n) for n in ("inference_region", "operation", "requested_model", "model_id")),
+    *(_text(n) for n in ("base_model", "provider", "model_family", "model_tier")),
+    _text("inference_profile_arn"),
+    _text("service_tier"),
+    _count("input_tokens"),
+    _count("output_tokens"),
+    _count("cache_read_tokens"),
+    _count("cache_write_5m_tokens"),
+    _count("cache_write_1h_tokens"),
+    Column("latency_ms", Integer),
+    Column("ttfb_ms", Integer),
+    _text("status", nullable=False),
+    Column("http_status", Integer),
+    _text("error_type"),
+    _text("error_message"),
+    _text("stop_reason"),
+    _flag("streamed"),
+    _flag("partial"),
+    _flag("usage_known"),
+    Column("cost_pusd", Picodollars),
+    _text("price_ref"),
+    _text("catalog_version"),
+    _flag("unpriced"),
+    _text("unpriced_reason"),
+    _text("key_id"),
+    _text("iam_principal"),
+    *(_text(n) for n in ("department", "project", "agent", "user_id", "application")),
+    *(_text(n) for n in ("environment", "cost_center", "session_id", "workflow_id")),
+    Column("tags", JSONText, nullable=False),
+    _text("prompt_hash"),
+    _text("response_hash"),
+    Column("prefix_hashes", JSONText, nullable=False),
+    Column("request_bytes", BigInteger),
+    Column("response_bytes", BigInteger),
+    _text("routed_from"),
+    _text("budget_decision"),
+    # Newest-first listing scans ix_events_ts backwards; the composite indexes serve the common
+    # "one owner, newest first" views. Other filters walk ts order and test each row.
+    Index(None, "ts"),
+    *(Index(None, owner, "ts") for owner in INDEXED_OWNERS),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("key_prefix", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("allowed_models", JSONText),
+    Column("defaults", JSONText, nullable=False),
+    Column("role_arn", Text),
+    Column("external_id", Text),
+)
+
+
+def event_to_row(event: Event) -> dict[str, Any]:
+    """The ``events`` row for ``event``: every field, under its column name."""
+    row = event.to_dict()
+    for field_name, column in RENAMED.items():
+        row[column] = row.pop(field_name)
+    return row
+
+
+def row_to_event(row: Mapping[Any, Any]) -> Event:
+    """The ``Event`` a row of ``events`` (any mapping of column -> value) holds."""
+    values = dict(row)
+    for field_name, column in RENAMED.items():
+        values[field_name] = values.pop(column)
+    return Event(**values)
