@@ -181,6 +181,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--db", default="", help="store URL (default: a fresh SQLite file)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     up_port = free_port()
@@ -200,7 +201,7 @@ def main() -> None:
         finally:
             floor.terminate()
             floor.wait()
-        db = f"sqlite:///{tmp / 'bench.db'}"
+        db = args.db or f"sqlite:///{tmp / 'bench.db'}"
         store = open_store(db)
         key = new_key()
         store.create_key(

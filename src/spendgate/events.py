@@ -8,7 +8,7 @@ here may hold prompt or completion text, AWS secrets or spendgate keys: only has
 
 from __future__ import annotations
 
-import uuid
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,7 +30,9 @@ ATTRIBUTION_FIELDS = (
 
 
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits, hex. Unique, not secret: Python's generator (seeded from the OS once)
+    costs ~0.3 µs where os.urandom costs a system call per id."""
+    return f"{random.getrandbits(128):032x}"
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ traversal, whitespace and control characters before any pattern is tried.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -196,6 +197,7 @@ def _from_arn(model_id: str) -> ModelRef | None:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_model_id(model_id: str) -> ModelRef:
     """Classify a (URL-decoded) model id; raise InvalidModelId for anything Bedrock must not see."""
     _check_safe(model_id)
@@ -209,6 +211,7 @@ def parse_model_id(model_id: str) -> ModelRef:
     return ref
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_model_id(model_id: str) -> str:
     """Percent-encode a model id for the ``/model/{modelId}/`` label exactly as botocore does."""
     return quote(model_id, safe=URI_LABEL_SAFE)

@@ -62,6 +62,8 @@ class Prompt:
 
     def hashes(self) -> tuple[str, tuple[str, ...]]:
         """SHA-256 of the whole prompt and of each cacheable prefix (hex)."""
+        if not self.breakpoints:  # the common case: one serialisation, one hash
+            return hashlib.sha256(canonical([p.value for p in self.pieces])).hexdigest(), ()
         digest = hashlib.sha256()
         prefixes: list[str] = []
         ends = iter(b.end for b in self.breakpoints)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +31,7 @@ from spendgate.bedrock.operations import CONVERSE, OPERATION_NAMES
 from spendgate.bedrock.prompts import Prompt, anthropic_prompt, converse_prompt, generic_prompt
 from spendgate.bedrock.sigv4 import Credentials, Signer, SigningKeys
 from spendgate.errors import AwsError
-from spendgate.events import Event
+from spendgate.events import Event, new_event_id
 from spendgate.gateway import attribution as attr
 from spendgate.gateway import logs
 from spendgate.gateway.credentials import AwsIdentity
@@ -82,11 +81,11 @@ class Proxy:
     async def prepare(self, request: Request, op: str, label: str) -> tuple[Call, Outbound]:
         """Authenticate, attribute, resolve and sign; raises AwsError for anything wrong."""
         call = Call(
-            self.clock(), time.perf_counter(), uuid.uuid4().hex, op, self.settings.default_region
+            self.clock(), time.perf_counter(), new_event_id(), op, self.settings.default_region
         )
         logs.bind_request_id(call.gateway_request_id)
         request.state.call = call
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
         body = await read_body(request, self.settings.max_body_bytes)
         call.request_bytes = len(body)
         key = await self._key(headers, call)

@@ -13,16 +13,16 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Select, Table, Update, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Select, Update, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from spendgate.errors import ConfigError
 from spendgate.events import Event
 from spendgate.store import migrate
+from spendgate.store.bulk import EventInserter
 from spendgate.store.engine import make_engine, masked, parse_url
 from spendgate.store.keys import KeyRecord, check_hash, key_to_row, row_to_key
-from spendgate.store.schema import FILTERABLE, api_keys, event_to_row, events, row_to_event
+from spendgate.store.schema import FILTERABLE, api_keys, events, row_to_event
 from spendgate.store.types import as_utc
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert_events = self._insert_ignoring_duplicates(events)
+        self._inserter = EventInserter(engine)
 
     @property
     def engine(self) -> Engine:
@@ -98,12 +98,8 @@ class Store:
         skipped. Returns how many rows were inserted."""
         if not batch:
             return 0
-        rows = [event_to_row(event) for event in batch]
         with self._engine.begin() as connection:
-            result = connection.execute(
-                self._insert_events, rows, execution_options={"preserve_rowcount": True}
-            )
-            return max(result.rowcount, 0)
+            return self._inserter.insert(connection, batch)
 
     def list_events(
         self,
@@ -165,12 +161,6 @@ class Store:
     def _update_one(self, query: Update) -> bool:
         with self._engine.begin() as connection:
             return bool(connection.execute(query).rowcount == 1)
-
-    def _insert_ignoring_duplicates(self, table: Table) -> Insert:
-        """``INSERT … ON CONFLICT DO NOTHING`` in this engine's dialect."""
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
-        return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _events_query(
