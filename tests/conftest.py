@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import gc
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+import psycopg
 import pytest
 import trustme
 
 from spendgate.settings import SimSettings
 from spendgate.sim.app import create_app
 
-from helpers import TLS, Clock, bedrock_client, close_clients, serve
+from helpers import TLS, Clock, bedrock_client, close_clients, require_service, serve
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session; dropped at the end."""
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    name = f"spendgate_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -109,14 +109,15 @@ def running(
     sim: SimSettings | None = None,
     credentials: Callable[[], Credentials | None] = lambda: SIM_CREDENTIALS,
     upstream_url: str | None = None,
+    db_url: str | None = None,
     **settings: Any,
 ) -> Iterator[Env]:
     sim_settings = sim or SimSettings(log_requests=False, cache_min_tokens=64)
     with serve(create_sim(sim_settings)) as sim_url:
         db = tmp / "spendgate.db"
-        store = open_store(f"sqlite:///{db}")
+        store = open_store(db_url or f"sqlite:///{db}")
         base = GatewaySettings(
-            db=f"sqlite:///{db}",
+            db=db_url or f"sqlite:///{db}",
             journal_path=tmp / "journal.jsonl",
             bedrock_endpoint=upstream_url or sim_url,
             control_endpoint=sim_url,

@@ -7,35 +7,18 @@ proxy that stops for PostgreSQL, another connection holding SQLite's write lock 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from spendgate.store import Store, open_store
 from spendgate.store.schema import api_keys, events
 
-from helpers import free_port, require_service
-from store_helpers import Outage, SqliteLockHolder, TcpProxy
+from helpers import TcpProxy, free_port
+from store_helpers import Outage, SqliteLockHolder
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_ADMIN = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
-
-
-@pytest.fixture(scope="session")
-def pg_url(pytestconfig: pytest.Config) -> Iterator[str]:
-    """A fresh PostgreSQL database for this session; dropped at the end."""
-    require_service("PostgreSQL", PG_HOST, PG_PORT)
-    name = f"spendgate_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sqlite3
-import threading
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -49,76 +46,6 @@ async def until(check: Callable[[], bool], timeout: float = 15.0, what: str = ""
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.01)
-
-
-class TcpProxy:
-    """Forwards a local port to ``target``; ``stop()`` refuses new connections and cuts open
-    ones (a database that went away), ``start()`` serves again on the same port."""
-
-    def __init__(self, target: tuple[str, int], port: int) -> None:
-        self.target = target
-        self.port = port
-        self._listener: socket.socket | None = None
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port))
-        listener.settimeout(0.05)
-        self._listener = listener
-        self._spawn(self._accept, listener)
-
-    def stop(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                _cut(sock)
-            self._sockets.clear()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._threads = [t for t in self._threads if t.is_alive()]
-
-    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets |= {client, upstream}
-            self._spawn(self._pump, client, upstream)
-            self._spawn(self._pump, upstream, client)
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        with suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with self._lock:
-            self._sockets -= {source, sink}
-        _cut(source)
-        _cut(sink)
-
-
-def _cut(sock: socket.socket) -> None:
-    with suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
 
 
 class Outage:

@@ -136,14 +136,6 @@ api_keys = Table(
 )
 
 
-def event_to_row(event: Event) -> dict[str, Any]:
-    """The ``events`` row for ``event``: every field, under its column name."""
-    row = event.to_dict()
-    for field_name, column in RENAMED.items():
-        row[column] = row.pop(field_name)
-    return row
-
-
 def row_to_event(row: Mapping[Any, Any]) -> Event:
     """The ``Event`` a row of ``events`` (any mapping of column -> value) holds."""
     values = dict(row)
