@@ -24,7 +24,7 @@ from spendgate.bedrock.errors import (
 from spendgate.bedrock.eventstream import Decoder, encode_event, encode_frame
 from spendgate.errors import AWS_ERROR_STATUS, AwsError
 
-VECTORS = Path("/work/shared/reference/samples/eventstream-test-vectors.json")
+VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "aws" / "eventstream-test-vectors.json"
 STREAM_EXCEPTIONS = [
     "InternalServerException",
     "ModelStreamErrorException",

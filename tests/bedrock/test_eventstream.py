@@ -31,7 +31,7 @@ from spendgate.bedrock.eventstream import (
 )
 from spendgate.errors import EventStreamError
 
-VECTORS = Path("/work/shared/reference/samples/eventstream-test-vectors.json")
+VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "aws" / "eventstream-test-vectors.json"
 _INT_RANGES = {2: 7, 3: 15, 4: 31, 5: 63}
 
 

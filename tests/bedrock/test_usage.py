@@ -23,7 +23,7 @@ from spendgate.bedrock.usage import (
 )
 from spendgate.errors import AwsError, EventStreamError
 
-SAMPLES = Path("/work/shared/reference/samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws"
 METRICS = "amazon-bedrock-invocationMetrics"
 
 
