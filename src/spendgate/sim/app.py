@@ -28,7 +28,7 @@ from spendgate.bedrock.modelids import decode_model_id
 from spendgate.bedrock.operations import OPERATION_NAMES
 from spendgate.errors import AwsError
 from spendgate.settings import SimSettings
-from spendgate.sim import control, operations
+from spendgate.sim import control, operations, sts
 from spendgate.sim.account import Account, load_account
 from spendgate.sim.auth import authenticate
 from spendgate.sim.cache import PromptCache
@@ -85,6 +85,17 @@ class Simulator:
                 f"{response.status_code} {elapsed:.1f}ms {outcome}\n"
             )
         return response
+
+    async def sts(self, request: Request) -> Response:
+        """STS AssumeRole (sim/sts.py), answered in STS's XML."""
+        request_id = str(uuid.uuid4())
+        try:
+            body = await _read_body(request, 64 * 1024)
+            authenticate(request, body, self.account, self.clock(), service="sts")
+            xml = sts.assume_role(self.account, body, self.clock())
+            return Response(xml, 200, media_type="text/xml")
+        except AwsError as err:
+            return Response(sts.error_xml(err, request_id), err.status, media_type="text/xml")
 
     async def control(self, request: Request) -> Response:
         """GetInferenceProfile / ListInferenceProfiles (sim/control.py)."""
@@ -270,6 +281,9 @@ class _FastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/model/"):
             response = await self.sim.handle(Request(scope, receive))
+            await response(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
+            response = await self.sim.sts(Request(scope, receive))
             await response(scope, receive, send)
         elif scope["type"] == "http" and scope["path"].startswith("/inference-profiles"):
             response = await self.sim.control(Request(scope, receive))

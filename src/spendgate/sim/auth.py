@@ -29,7 +29,9 @@ class Caller:
     region: str
 
 
-def authenticate(request: Request, body: bytes, account: Account, now: datetime) -> Caller:
+def authenticate(
+    request: Request, body: bytes, account: Account, now: datetime, *, service: str = "bedrock"
+) -> Caller:
     authorization = request.headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return _bearer(authorization[7:].strip(), request, account)
@@ -42,6 +44,7 @@ def authenticate(request: Request, body: bytes, account: Account, now: datetime)
         body=body,
         lookup=account.credentials_for,
         now=now,
+        service=service,
         keys=account.signing_keys,
     )
     if not is_valid_region(verified.region):
