@@ -25,7 +25,6 @@ import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import quote, unquote_to_bytes
 
 from spendgate.errors import InvalidModelId
 
@@ -50,6 +49,11 @@ _ARN_RE = re.compile(
 )
 _UNSAFE_CHAR_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ESCAPE_RE = re.compile(rb"%([0-9A-Fa-f]{2})")
+# bytes left as they are in a path label (RFC 3986 unreserved); everything else is %XX
+_UNRESERVED = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + URI_LABEL_SAFE.encode()
+)
 _REGION_RE = re.compile(r"[a-z]{2,4}(?:-[a-z]{2,4})?-[a-z]{4,9}-[0-9]{1,2}")
 
 _NAME = r"[a-zA-Z0-9:.\-]+"
@@ -214,7 +218,7 @@ def parse_model_id(model_id: str) -> ModelRef:
 @functools.lru_cache(maxsize=4096)
 def encode_model_id(model_id: str) -> str:
     """Percent-encode a model id for the ``/model/{modelId}/`` label exactly as botocore does."""
-    return quote(model_id, safe=URI_LABEL_SAFE)
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in model_id.encode("utf-8"))
 
 
 def decode_model_id(label: str) -> str:
@@ -222,7 +226,8 @@ def decode_model_id(label: str) -> str:
     if _PERCENT_RE.search(label):
         raise _invalid(label, "Member must be a correctly percent-encoded path label")
     try:
-        return unquote_to_bytes(label).decode("utf-8")
+        raw = _ESCAPE_RE.sub(lambda m: bytes((int(m.group(1), 16),)), label.encode("utf-8"))
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid(label, "Member must be percent-encoded UTF-8") from None
 
