@@ -29,7 +29,7 @@ from spendgate.gateway.identity import Identities
 from spendgate.gateway.keys import KeyRing
 from spendgate.gateway.metrics import Metrics, Summary, metrics_route
 from spendgate.gateway.profiles import ProfileResolver
-from spendgate.gateway.proxy import Proxy
+from spendgate.gateway.proxy import Inbound, Proxy
 from spendgate.gateway.upstream import Timeouts, Upstream
 from spendgate.settings import GatewaySettings
 from spendgate.store.db import Store, open_store
@@ -134,7 +134,7 @@ class _Runtime:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(RUNTIME_PREFIXES):
             g = self.gateway
-            response = await relay.handle(g.proxy, g.upstream, Request(scope, receive))
+            response = await relay.handle(g.proxy, g.upstream, Inbound.from_scope(scope, receive))
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from spendgate.bedrock.errors import error_response
 from spendgate.bedrock.metadata import parse_metadata_header
@@ -46,6 +46,24 @@ FORWARDED_PREFIXES = ("x-amzn-bedrock-", "x-sim-")
 _MALFORMED = (
     "Malformed input request: the body is not valid JSON, please reformat your input and try again."
 )
+
+
+@dataclass(slots=True)
+class Inbound:
+    """A runtime request as the ASGI server handed it over (no framework objects on the hot
+    path). ``call`` is set as soon as the gateway starts working on it."""
+
+    method: str
+    path: str  # raw, as on the wire (percent-encoded)
+    headers: dict[str, str]  # lower-case names (ASGI guarantees it)
+    receive: Receive
+    call: Call | None = None
+
+    @classmethod
+    def from_scope(cls, scope: Scope, receive: Receive) -> Inbound:
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        return cls(scope["method"], raw.decode("latin-1"), headers, receive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +96,14 @@ class Proxy:
         self.clock = clock
         self.signing_keys = SigningKeys(maxsize=256)
 
-    async def prepare(self, request: Request, op: str, label: str) -> tuple[Call, Outbound]:
+    async def prepare(self, request: Inbound, op: str, label: str) -> tuple[Call, Outbound]:
         """Authenticate, attribute, resolve and sign; raises AwsError for anything wrong."""
         call = Call(
             self.clock(), time.perf_counter(), new_event_id(), op, self.settings.default_region
         )
         logs.bind_request_id(call.gateway_request_id)
-        request.state.call = call
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+        request.call = call
+        headers = request.headers
         body = await read_body(request, self.settings.max_body_bytes)
         call.request_bytes = len(body)
         key = await self._key(headers, call)
@@ -165,10 +183,9 @@ class Proxy:
         return event
 
 
-def route(request: Request) -> tuple[str, str]:
+def route(request: Inbound) -> tuple[str, str]:
     """(operation, model label) from ``/model/{id}/{op}`` or ``/bedrock/model/{id}/{op}``."""
-    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
-    path = raw.decode("latin-1").removeprefix("/bedrock")
+    path = request.path.removeprefix("/bedrock")
     parts = path.split("/")
     if len(parts) != 4 or parts[1] != "model" or parts[3] not in OPERATION_NAMES:
         raise AwsError(
@@ -179,18 +196,23 @@ def route(request: Request) -> tuple[str, str]:
     return parts[3], parts[2]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Inbound, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise AwsError("ValidationException", "The client closed the connection mid-request.")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(size, limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _too_large(size: int, limit: int) -> AwsError:

@@ -16,8 +16,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spendgate.bedrock.errors import exception_frame, parse_error_response
 from spendgate.bedrock.eventstream import Decoder
@@ -31,7 +31,7 @@ from spendgate.bedrock.usage import (
 )
 from spendgate.errors import AwsError, EventStreamError
 from spendgate.gateway.metering import Call, Outcome
-from spendgate.gateway.proxy import Proxy, error_reply, route
+from spendgate.gateway.proxy import Inbound, Proxy, error_reply, route
 from spendgate.gateway.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 
 log = logging.getLogger("spendgate.gateway")
@@ -52,7 +52,7 @@ HOP_BY_HOP = frozenset(
 )
 
 
-async def handle(proxy: Proxy, upstream: Upstream, request: Request) -> Response:
+async def handle(proxy: Proxy, upstream: Upstream, request: Inbound) -> ASGIApp:
     try:
         op, label = route(request)
         call, out = await proxy.prepare(request, op, label)
@@ -67,8 +67,8 @@ async def handle(proxy: Proxy, upstream: Upstream, request: Request) -> Response
     return await _unary(proxy, call, response)
 
 
-def _rejected(proxy: Proxy, request: Request, err: AwsError) -> Response:
-    call: Call | None = getattr(request.state, "call", None)
+def _rejected(proxy: Proxy, request: Inbound, err: AwsError) -> Response:
+    call = request.call
     if call is None:
         return error_reply(err, "-")
     proxy.finish(call, Outcome("rejected", err.status, error=err))
@@ -86,7 +86,7 @@ def _unreachable(proxy: Proxy, call: Call, err: UpstreamError) -> Response:
     return error_reply(aws, call.gateway_request_id)
 
 
-async def _unary(proxy: Proxy, call: Call, response: UpstreamResponse) -> Response:
+async def _unary(proxy: Proxy, call: Call, response: UpstreamResponse) -> ASGIApp:
     try:
         body = await response.read()
     except UpstreamError as err:
@@ -109,7 +109,25 @@ async def _unary(proxy: Proxy, call: Call, response: UpstreamResponse) -> Respon
     if event.cost_usd is not None and response.status == 200:
         headers["x-spendgate-cost-usd"] = str(event.cost_usd)
     headers["x-spendgate-request-id"] = call.gateway_request_id
-    return Response(body, response.status, headers=headers)
+    return RawResponse(response.status, headers, body)
+
+
+class RawResponse:
+    """A finished answer sent as two ASGI messages: Bedrock's status, headers and body as they
+    are (no framework header processing on the hot path)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        raw.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def _meter(call: Call, response: UpstreamResponse, body: bytes) -> tuple[Extracted, str | None]:
