@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 from starlette.applications import Starlette
@@ -33,12 +31,11 @@ from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_K
 from spendgate.store import Store, open_store
 from spendgate.store.schema import api_keys, events
 
-from helpers import require_service, serve
+from helpers import serve
 
 TOKEN = "admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 
 class OffLoopStore(Store):
@@ -63,19 +60,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path}/admin.db")
     yield OffLoopStore(opened.engine)
     opened.close()
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"spendgate_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import uvicorn
 
+from spendgate.cli.options import config_option, tls_options
 from spendgate.gateway.app import create_app
 from spendgate.settings import GatewaySettings, load
 
@@ -39,22 +40,8 @@ def gateway_settings(flags: dict[str, object], config_file: Path | None) -> Gate
     "--bedrock-endpoint",
     help="Upstream URL template (default https://bedrock-runtime.{region}.amazonaws.com).",
 )
-@click.option(
-    "--tls-certfile",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Serve HTTPS with this PEM certificate (boto3 sends bearer keys only over HTTPS).",
-)
-@click.option(
-    "--tls-keyfile",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The private key of --tls-certfile.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="TOML config file; its [gateway] table sets any setting.",
-)
+@tls_options
+@config_option("gateway")
 def serve(config_file: Path | None, **flags: object) -> None:
     """Run the gateway: meter, attribute and forward Bedrock runtime calls."""
     settings = gateway_settings(flags, config_file)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import uvicorn
 
+from spendgate.cli.options import config_option, tls_options
 from spendgate.settings import SimSettings, load
 from spendgate.sim.app import create_app
 
@@ -29,22 +30,8 @@ from spendgate.sim.app import create_app
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="TOML file of access keys, API keys and application profiles (docs/sim.md).",
 )
-@click.option(
-    "--tls-certfile",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Serve HTTPS with this PEM certificate (boto3 sends API keys only over HTTPS).",
-)
-@click.option(
-    "--tls-keyfile",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The private key of --tls-certfile.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="TOML config file; its [sim] table sets any of these options.",
-)
+@tls_options
+@config_option("sim")
 def sim(config_file: Path | None, **flags: object) -> None:
     """Run a Bedrock runtime simulator (SigV4, streams, errors) on a local port."""
     settings = load(SimSettings, flags=flags, env=os.environ, config_file=config_file)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from spendgate.bedrock.operations import OPERATION_NAMES
 from spendgate.bedrock.usage import Extracted, Usage, body_family
 from spendgate.errors import AwsError
-from spendgate.events import Event
+from spendgate.events import ATTRIBUTION_FIELDS, Event
 from spendgate.gateway.attribution import Attribution
 from spendgate.gateway.resolution import Resolved
 from spendgate.pricing import cost_of, price_for
@@ -109,7 +109,7 @@ def event_for(call: Call, outcome: Outcome, resolver: Callable[[str], str | None
         response_bytes=outcome.response_bytes,
         routed_from=call.routed_from,
     )
-    for name in _ATTRIBUTION:
+    for name in ATTRIBUTION_FIELDS:
         setattr(event, name, attr.get(name))
     if usage is not None:
         event.input_tokens = usage.input_tokens
@@ -125,19 +125,6 @@ def _profile_arn(resolved: Resolved | None) -> str | None:
     ref = resolved.ref if resolved else None
     kind = str(ref.kind) if ref else ""
     return ref.model_id if ref and "inference_profile" in kind and ref.region else None
-
-
-_ATTRIBUTION = (
-    "department",
-    "project",
-    "agent",
-    "user_id",
-    "application",
-    "environment",
-    "cost_center",
-    "session_id",
-    "workflow_id",
-)
 
 
 def _price(
