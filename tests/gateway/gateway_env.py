@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,9 @@ from botocore.config import Config
 from spendgate.bedrock.sigv4 import Credentials
 from spendgate.events import Event
 from spendgate.gateway.app import create_app
+from spendgate.gateway.credentials import HttpClient, HttpResponse
 from spendgate.gateway.keys import hash_key, key_prefix, new_key, new_key_id
+from spendgate.gateway.upstream import Upstream
 from spendgate.settings import GatewaySettings, SimSettings
 from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
 from spendgate.sim.app import create_app as create_sim
@@ -142,3 +144,28 @@ def running(
             finally:
                 close_clients()  # an open TLS keep-alive makes the server wait 10 s to stop
         store.close()
+
+
+class Recording:
+    """An upstream client that passes requests on and remembers each one:
+    (method, url, headers, body)."""
+
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
+        self.sent: list[tuple[str, str, list[tuple[str, str]], bytes]] = []
+
+    async def request(
+        self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> HttpResponse:
+        self.sent.append((method, url, list(headers), body))
+        return await self.http.request(method, url, headers, body)
+
+
+@contextlib.asynccontextmanager
+async def http_client() -> AsyncIterator[Recording]:
+    """The gateway's real upstream client, recording what it sends."""
+    upstream = Upstream()
+    try:
+        yield Recording(upstream)
+    finally:
+        await upstream.aclose()

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from spendgate.gateway.credentials import (
     AwsIdentity,
     CredentialSource,
     HttpClient,
-    HttpResponse,
     RoleCache,
     assume_role_form,
     default_chain,
@@ -40,39 +38,14 @@ from spendgate.gateway.credentials import (
     session_name,
     session_tags,
 )
-from spendgate.gateway.upstream import Upstream
 
+from gateway_env import http_client
 from helpers import Clock, free_port, serve
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"
 BASE = Credentials("AKIAIOSFODNN7EXAMPLE", SECRET)
 ROLE = "arn:aws:iam::111122223333:role/team-apollo"
-
-# --- the gateway's upstream client, recording what it sends -----------------------------------
-
-
-class Recording:
-    """Passes requests on and remembers each one: (method, url, headers, body)."""
-
-    def __init__(self, http: HttpClient) -> None:
-        self.http = http
-        self.sent: list[tuple[str, str, list[tuple[str, str]], bytes]] = []
-
-    async def request(
-        self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> HttpResponse:
-        self.sent.append((method, url, list(headers), body))
-        return await self.http.request(method, url, headers, body)
-
-
-@asynccontextmanager
-async def http_client() -> AsyncIterator[Recording]:
-    upstream = Upstream()
-    try:
-        yield Recording(upstream)
-    finally:
-        await upstream.aclose()
 
 
 # --- servers ---------------------------------------------------------------------------------

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from spendgate.bedrock.sigv4 import Credentials
-from spendgate.gateway.credentials import HttpClient, HttpResponse
+from spendgate.gateway.credentials import HttpClient
 from spendgate.gateway.profiles import NEGATIVE_TTL, ProfileResolver, profile_model
-from spendgate.gateway.upstream import Upstream
 from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
 
+from gateway_env import http_client
 from helpers import Clock, free_port
 
 APP = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/simclaude001"
@@ -26,31 +24,6 @@ MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 UNKNOWN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/nosuchprofil"
 SIM_CREDENTIALS = Credentials(DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY)
 LOGGER = "spendgate.gateway.profiles"
-
-# --- the gateway's upstream client, recording what it sends -----------------------------------
-
-
-class Recording:
-    """Passes requests on and remembers each one: (method, url, headers, body)."""
-
-    def __init__(self, http: HttpClient) -> None:
-        self.http = http
-        self.sent: list[tuple[str, str, list[tuple[str, str]], bytes]] = []
-
-    async def request(
-        self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> HttpResponse:
-        self.sent.append((method, url, list(headers), body))
-        return await self.http.request(method, url, headers, body)
-
-
-@asynccontextmanager
-async def http_client() -> AsyncIterator[Recording]:
-    upstream = Upstream()
-    try:
-        yield Recording(upstream)
-    finally:
-        await upstream.aclose()
 
 
 def resolver(
