@@ -14,8 +14,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-SOURCES = ("gateway", "invocation_log", "cur", "cloudwatch", "otel")
-STATUSES = ("ok", "error", "rejected", "partial")
 ATTRIBUTION_FIELDS = (
     "department",
     "project",
@@ -39,7 +37,7 @@ def new_event_id() -> str:
 class Event:
     ts: datetime  # UTC-aware: when the call started
     event_id: str = field(default_factory=new_event_id)  # unique; makes journal replay idempotent
-    source: str = "gateway"
+    source: str = "gateway"  # gateway | invocation_log | cur | cloudwatch | otel
     ts_end: datetime | None = None
     request_id: str | None = None  # Bedrock's x-amzn-RequestId
     gateway_request_id: str | None = None

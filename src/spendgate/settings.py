@@ -156,10 +156,6 @@ def load(
         raise ConfigError(str(err)) from None
 
 
-def field_names(cls: type[Any]) -> list[str]:
-    return [f.name for f in fields(cls)]
-
-
 def env_name(cls: type[Any], name: str) -> str:
     return ENV_ALIASES.get((cls, name), f"SPENDGATE_{SECTIONS[cls].upper()}_{name.upper()}")
 

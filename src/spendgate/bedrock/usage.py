@@ -140,9 +140,15 @@ def from_converse(body: Mapping[str, Any]) -> Extracted:
 
 def from_invoke(family: str, headers: Mapping[str, str], body: bytes) -> Extracted:
     """Usage of an InvokeModel response: token-count headers first, then the body of ``family``."""
+    return from_invoke_doc(family, headers, _json_object(body))
+
+
+def from_invoke_doc(
+    family: str, headers: Mapping[str, str], doc: Mapping[str, Any] | None
+) -> Extracted:
+    """``from_invoke`` for a body the caller has already parsed (None: not a JSON object)."""
     lower = {name.lower(): value for name, value in headers.items()}
     stated = {f: n for key, f in _HEADER_KEYS if (n := _header_int(lower.get(key))) is not None}
-    doc = _json_object(body)
     counts = _reader(family)(doc) if doc is not None else {}
     stop = _stop_reason(doc) if doc is not None else None
     latency = _header_int(lower.get("x-amzn-bedrock-invocation-latency"))

@@ -1,4 +1,4 @@
-"""Command-line options more than one command takes."""
+"""What more than one command shares: options, and starting a server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import uvicorn
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -31,4 +32,26 @@ def config_option(section: str) -> Callable[[F], F]:
         "config_file",
         type=_FILE,
         help=f"TOML config file; its [{section}] table sets any setting.",
+    )
+
+
+def run_server(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    certfile: Path | None,
+    keyfile: Path | None,
+    graceful_s: int | None = None,
+) -> None:
+    """Serve ``app`` with uvicorn (uvloop and httptools when installed); HTTPS with a cert."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+        timeout_graceful_shutdown=graceful_s,
     )

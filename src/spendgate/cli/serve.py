@@ -7,9 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-import uvicorn
 
-from spendgate.cli.options import config_option, tls_options
+from spendgate.cli.options import config_option, run_server, tls_options
 from spendgate.gateway.app import create_app
 from spendgate.settings import GatewaySettings, load
 
@@ -51,13 +50,11 @@ def serve(config_file: Path | None, **flags: object) -> None:
         f"{settings.bedrock_endpoint} (store {settings.db.split('@')[-1]})",
         err=True,
     )
-    uvicorn.run(
+    run_server(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="warning",
-        access_log=False,
-        ssl_certfile=settings.tls_certfile,
-        ssl_keyfile=settings.tls_keyfile,
-        timeout_graceful_shutdown=30,
+        certfile=settings.tls_certfile,
+        keyfile=settings.tls_keyfile,
+        graceful_s=30,
     )

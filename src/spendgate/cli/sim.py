@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import click
-import uvicorn
 
-from spendgate.cli.options import config_option, tls_options
+from spendgate.cli.options import config_option, run_server, tls_options
 from spendgate.settings import SimSettings, load
 from spendgate.sim.app import create_app
 
@@ -41,14 +40,10 @@ def sim(config_file: Path | None, **flags: object) -> None:
         f"(account {settings.account_id}; see docs/sim.md for test credentials)",
         err=True,
     )
-    uvicorn.run(
+    run_server(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="warning",
-        access_log=False,
-        loop="auto",
-        http="auto",
-        ssl_certfile=settings.tls_certfile,
-        ssl_keyfile=settings.tls_keyfile,
+        certfile=settings.tls_certfile,
+        keyfile=settings.tls_keyfile,
     )

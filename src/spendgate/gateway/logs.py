@@ -47,10 +47,6 @@ def bind_request_id(request_id: str | None) -> None:
     _request_id.set(request_id)
 
 
-def current_request_id() -> str | None:
-    return _request_id.get()
-
-
 class RequestIdFilter(logging.Filter):
     """Copies the bound request id onto each record (as ``record.request_id``)."""
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from spendgate.bedrock.modelids import ModelKind
 from spendgate.bedrock.operations import OPERATION_NAMES
-from spendgate.bedrock.usage import Extracted, Usage, body_family
+from spendgate.bedrock.usage import Extracted, Usage
 from spendgate.errors import AwsError
 from spendgate.events import ATTRIBUTION_FIELDS, Event
 from spendgate.gateway.attribution import Attribution
@@ -47,11 +48,7 @@ class Call:
     prefix_hashes: list[str] = field(default_factory=list)
     request_bytes: int = 0
     routed_from: str | None = None
-
-    @property
-    def family(self) -> str | None:
-        ref = self.resolved.ref if self.resolved else None
-        return body_family(ref.base_model) if ref and ref.base_model else None
+    family: str | None = None  # body family of the resolved model (set with ``resolved``)
 
 
 @dataclass(slots=True)
@@ -121,10 +118,13 @@ def event_for(call: Call, outcome: Outcome, resolver: Callable[[str], str | None
     return event
 
 
+_PROFILE_KINDS = (ModelKind.INFERENCE_PROFILE, ModelKind.APPLICATION_INFERENCE_PROFILE)
+
+
 def _profile_arn(resolved: Resolved | None) -> str | None:
+    """The model id when it is an (application) inference-profile ARN."""
     ref = resolved.ref if resolved else None
-    kind = str(ref.kind) if ref else ""
-    return ref.model_id if ref and "inference_profile" in kind and ref.region else None
+    return ref.model_id if ref and ref.kind in _PROFILE_KINDS and ref.region else None
 
 
 def _price(

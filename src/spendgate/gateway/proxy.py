@@ -30,6 +30,7 @@ from spendgate.bedrock.modelids import (
 from spendgate.bedrock.operations import CONVERSE, OPERATION_NAMES
 from spendgate.bedrock.prompts import Prompt, anthropic_prompt, converse_prompt, generic_prompt
 from spendgate.bedrock.sigv4 import Credentials, Signer, SigningKeys
+from spendgate.bedrock.usage import body_family
 from spendgate.errors import AwsError
 from spendgate.events import Event, new_event_id
 from spendgate.gateway import attribution as attr
@@ -119,6 +120,8 @@ class Proxy:
             cost_center=call.attribution.get("cost_center"),
             prefix=self.settings.auto_prefix,
         )
+        ref = call.resolved.ref
+        call.family = body_family(ref.base_model) if ref.base_model else None
         if call.resolved.rewritten:
             call.routed_from = call.resolved.requested
         if call.resolved.ref.kind is ModelKind.APPLICATION_INFERENCE_PROFILE:

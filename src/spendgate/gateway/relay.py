@@ -26,7 +26,7 @@ from spendgate.bedrock.usage import (
     Extracted,
     StreamUsage,
     from_converse,
-    from_invoke,
+    from_invoke_doc,
     generated_text,
 )
 from spendgate.errors import AwsError, EventStreamError
@@ -140,7 +140,8 @@ def _meter(call: Call, response: UpstreamResponse, body: bytes) -> tuple[Extract
     if call.operation in CONVERSE:
         extracted = from_converse(doc if isinstance(doc, dict) else {})
     else:
-        extracted = from_invoke(call.family or "other", dict(response.headers), body)
+        parsed = doc if isinstance(doc, dict) else None
+        extracted = from_invoke_doc(call.family or "other", dict(response.headers), parsed)
     text = generated_text(doc) if isinstance(doc, dict) else ""
     return extracted, hashlib.sha256(text.encode()).hexdigest() if text else None
 

@@ -14,18 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from spendgate.events import ATTRIBUTION_FIELDS
 from spendgate.store.types import as_utc
 
 PREFIX_LENGTH = 10
-DEFAULT_FIELDS = (
-    "department",
-    "project",
-    "agent",
-    "user_id",
-    "application",
-    "environment",
-    "cost_center",
-)
+# the attribution a key can default (per-call ids like session_id make no sense as defaults)
+DEFAULT_FIELDS = tuple(f for f in ATTRIBUTION_FIELDS if f not in ("session_id", "workflow_id"))
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
