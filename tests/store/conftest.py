@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spendgate.store import Store, open_store
-from spendgate.store.schema import api_keys, events
+from spendgate.store.schema import metadata
 
 from helpers import TcpProxy, free_port
 from store_helpers import Outage, SqliteLockHolder
@@ -39,8 +39,8 @@ def store(db_url: str) -> Iterator[Store]:
     """A migrated store with empty tables."""
     opened = open_store(db_url)
     with opened.engine.begin() as connection:
-        connection.execute(events.delete())
-        connection.execute(api_keys.delete())
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
     try:
         yield opened
     finally:

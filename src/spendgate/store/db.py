@@ -22,6 +22,7 @@ from spendgate.store import migrate
 from spendgate.store.bulk import EventInserter
 from spendgate.store.engine import make_engine, masked, parse_url
 from spendgate.store.keys import KeyRecord, check_hash, key_to_row, row_to_key
+from spendgate.store.rollups import RollupWriter, stored_ids
 from spendgate.store.schema import FILTERABLE, api_keys, events, row_to_event
 from spendgate.store.types import as_utc
 
@@ -52,6 +53,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._inserter = EventInserter(engine)
+        self._rollups = RollupWriter(engine.dialect)
 
     @property
     def engine(self) -> Engine:
@@ -95,11 +97,17 @@ class Store:
 
     def insert_events(self, batch: Sequence[Event]) -> int:
         """Insert ``batch`` in one transaction; events whose ``event_id`` is already stored are
-        skipped. Returns how many rows were inserted."""
+        skipped. The new events are added to the spend rollups in the same transaction.
+        Returns how many rows were inserted."""
         if not batch:
             return 0
+        ids = {event.event_id for event in batch}
         with self._engine.begin() as connection:
-            return self._inserter.insert(connection, batch)
+            fresh = ids - stored_ids(connection, ids)
+            inserted = self._inserter.insert(connection, batch)
+            if fresh:
+                self._rollups.roll_up(connection, fresh)
+            return inserted
 
     def list_events(
         self,

@@ -6,7 +6,16 @@ adds no column of its own, so what is at rest is exactly what the event holds.
 
 ``api_keys`` holds spendgate keys by SHA-256 hash only (see ``store.keys``).
 
-Later tables (budgets, CUR lines) join this metadata in their own migrations.
+``spend_hourly`` and ``spend_daily`` are rollups of ``events`` kept by ``Store.insert_events`` in
+the same transaction (see ``store.rollups``): one row per hour (day) and combination of
+``ROLLUP_DIMENSIONS`` (a missing value is stored as ``''`` so the key can be unique), holding
+additive measures only: counts, token sums, money split into exact integer parts
+(``*_micro`` = Σ whole microdollars, ``*_pico`` = Σ the picodollar remainders, so no SUM can
+overflow a BIGINT below ~$9.2 trillion), and a latency histogram (``LATENCY_BOUNDS_MS``).
+
+``budgets`` holds budget definitions (see ``store.budgets``).
+
+Later tables (CUR lines) join this metadata in their own migrations.
 """
 
 from __future__ import annotations
@@ -51,6 +60,47 @@ FILTERABLE = (
     "operation",
     "status",
     "source",
+)
+
+# Dimensions the rollups keep (everything a spend query groups by, except the per-session and
+# per-workflow ids, whose cardinality would make the rollups as big as the events).
+ROLLUP_DIMENSIONS = (
+    *(f for f in ATTRIBUTION_FIELDS if f not in ("session_id", "workflow_id")),
+    "key_id",
+    "model_id",
+    "base_model",
+    "provider",
+    "model_family",
+    "operation",
+    "region",
+    "status",
+    "source",
+)
+
+# Upper bounds (ms, exclusive) of the latency histogram's buckets; one more bucket holds the rest.
+LATENCY_BOUNDS_MS = (
+    *(50, 100, 150, 200, 300, 400, 500, 700, 1000, 1400, 2000, 2800),
+    *(4000, 5600, 8000, 11_000, 16_000, 22_000, 32_000, 45_000, 64_000, 90_000, 128_000),
+)
+LATENCY_BUCKETS = tuple(f"latency_h{i:02d}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
+
+# Additive measures every rollup row holds (all BIGINT, summed on conflict).
+ROLLUP_MEASURES = (
+    "requests",
+    "errors",
+    "unpriced",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cost_micro",
+    "cost_pico",
+    "error_cost_micro",
+    "error_cost_pico",
+    "latency_count",
+    "latency_sum_ms",
+    *LATENCY_BUCKETS,
 )
 
 # Attribution columns with an (owner, ts) index.
@@ -133,6 +183,41 @@ api_keys = Table(
     Column("defaults", JSONText, nullable=False),
     Column("role_arn", Text),
     Column("external_id", Text),
+)
+
+
+def _rollup(name: str) -> Table:
+    """A rollup table: ``bucket`` (the hour or day, UTC) and every dimension as its key."""
+    return Table(
+        name,
+        metadata,
+        Column("bucket", UTCDateTime, primary_key=True),
+        *(Column(d, Text, primary_key=True) for d in ROLLUP_DIMENSIONS),
+        *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+    )
+
+
+spend_hourly = _rollup("spend_hourly")
+spend_daily = _rollup("spend_daily")
+
+# One row per ``spendgate.budgets.model.Budget`` (see ``store.budgets``): the limit as a decimal
+# string (exact on every engine), the scope and thresholds as JSON text, names unique.
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("scope", JSONText, nullable=False),
+    _text("metric", nullable=False),
+    _text("window", nullable=False),
+    _text("limit", nullable=False),
+    _text("action", nullable=False),
+    _text("downgrade_to"),
+    Column("thresholds", JSONText, nullable=False),
+    _text("timezone", nullable=False),
+    _flag("enabled"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 

@@ -1,0 +1,58 @@
+"""spend rollups
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-22 11:30:00.000000
+
+``spend_hourly`` and ``spend_daily``: additive spend measures per hour (day) and combination of
+dimensions, kept by the event writer in the same transaction as the events (see
+``spendgate.store.rollups``). Events already stored are rolled up here, so a database migrated
+from 0001 answers spend queries from the rollups at once. The column lists are frozen here on
+purpose; the backfill uses ``store.rollups``' current SQL, so a later migration that changes
+the rollups' columns must rebuild them itself (``store.rollups.rebuild``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from spendgate.store.rollups import backfill
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+DIMENSIONS = (
+    *("department", "project", "agent", "user_id", "application", "environment", "cost_center"),
+    *("key_id", "model_id", "base_model", "provider", "model_family", "operation", "region"),
+    *("status", "source"),
+)
+MEASURES = (
+    *("requests", "errors", "unpriced", "input_tokens", "output_tokens", "cache_read_tokens"),
+    *("cache_write_5m_tokens", "cache_write_1h_tokens", "cost_micro", "cost_pico"),
+    *("error_cost_micro", "error_cost_pico", "latency_count", "latency_sum_ms"),
+    *(f"latency_h{i:02d}" for i in range(24)),
+)
+
+
+def _create(name: str) -> None:
+    op.create_table(
+        name,
+        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
+        *(sa.Column(d, sa.Text(), nullable=False) for d in DIMENSIONS),
+        *(sa.Column(m, sa.BigInteger(), nullable=False) for m in MEASURES),
+        sa.PrimaryKeyConstraint("bucket", *DIMENSIONS, name=op.f(f"pk_{name}")),
+    )
+
+
+def upgrade() -> None:
+    _create("spend_hourly")
+    _create("spend_daily")
+    backfill(op.get_bind())  # the events stored before this revision (none on a new database)
+
+
+def downgrade() -> None:
+    op.drop_table("spend_daily")
+    op.drop_table("spend_hourly")
