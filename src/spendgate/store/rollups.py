@@ -25,6 +25,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     ColumnElement,
     Connection,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     literal_column,
     select,
     true,
+    type_coerce,
 )
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -56,22 +58,37 @@ ROLLUPS = {"hour": spend_hourly, "day": spend_daily}
 _ID_CHUNK = 900  # ids per IN (…) list: far below any engine's parameter limit
 
 
-def truncate(ts: ColumnElement[Any] | Column[Any], unit: str, dialect: str) -> ColumnClause[Any]:
-    """SQL for ``ts`` cut down to the start of its hour or day (UTC), in the engine's own
-    datetime form (SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff`` text; PostgreSQL: timestamptz)."""
+def truncate(
+    ts: ColumnElement[Any] | Column[Any], unit: str, dialect: str, type_: Any = None
+) -> ColumnClause[Any]:
+    """SQL for ``ts`` cut down to the start of its hour, day, ISO week (Monday) or month
+    (UTC), in the engine's own
+    datetime form (SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff`` text; PostgreSQL: timestamptz),
+    typed ``type_`` for results."""
     name = ts.compile(compile_kwargs={"literal_binds": True})
     if dialect == "sqlite":
-        keep, rest = (13, ":00:00.000000") if unit == "hour" else (10, " 00:00:00.000000")
-        return literal_column(f"(substr({name}, 1, {keep}) || '{rest}')")
-    return literal_column(f"(date_trunc('{unit}', {name} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')")
+        sql = {
+            "hour": f"substr({name}, 1, 13) || ':00:00.000000'",
+            "day": f"substr({name}, 1, 10) || ' 00:00:00.000000'",
+            "week": f"date({name}, 'weekday 0', '-6 days') || ' 00:00:00.000000'",
+            "month": f"substr({name}, 1, 7) || '-01 00:00:00.000000'",
+        }[unit]
+        return literal_column(f"({sql})", type_)
+    sql = f"(date_trunc('{unit}', {name} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+    return literal_column(sql, type_)
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.sum(case((condition, 1), else_=0))
 
 
+def pusd() -> ColumnElement[int]:
+    """``events.cost_pusd`` as the plain BIGINT it is (no Decimal conversion of operands)."""
+    return type_coerce(events.c.cost_pusd, BigInteger())
+
+
 def _money(condition: ColumnElement[bool] | None = None) -> tuple[ColumnElement[Any], ...]:
-    cost = events.c.cost_pusd
+    cost = pusd()
     parts: tuple[ColumnElement[Any], ...] = (cost // MICRO, cost % MICRO)  # truncating
     if condition is not None:
         parts = tuple(case((condition, part), else_=None) for part in parts)

@@ -1,0 +1,45 @@
+"""Spend analytics: questions over stored events, answered from the rollups where possible.
+
+    SpendQuery / SpendRow                 the question and one row of its answer (analytics.query)
+    spend(store, query)                   any group-by, filters, time range and bucket
+    totals / compare / top / series       the views a dashboard needs (analytics.spend)
+    models(store, since, until)           models side by side with catalog prices (analytics.models)
+    DIMENSIONS, BUCKETS, ORDERS           what a query may name
+
+Money is ``Decimal``; see docs/analytics.md for every measure's definition.
+"""
+
+from spendgate.analytics.measures import bucket_start, bucket_starts
+from spendgate.analytics.models import ModelRow, models
+from spendgate.analytics.query import (
+    BUCKETS,
+    ORDERS,
+    SpendQuery,
+    SpendRow,
+    money_text,
+    ratio_text,
+    row_to_dict,
+)
+from spendgate.analytics.spend import Comparison, compare, series, spend, top, totals
+from spendgate.store.spend import DIMENSIONS
+
+__all__ = [
+    "BUCKETS",
+    "DIMENSIONS",
+    "ORDERS",
+    "Comparison",
+    "ModelRow",
+    "SpendQuery",
+    "SpendRow",
+    "bucket_start",
+    "bucket_starts",
+    "compare",
+    "models",
+    "money_text",
+    "ratio_text",
+    "row_to_dict",
+    "series",
+    "spend",
+    "top",
+    "totals",
+]

@@ -1,0 +1,250 @@
+"""What a spend question is (``SpendQuery``) and what its answer holds (``SpendRow``).
+
+A query names a half-open time range ``[since, until)`` (UTC-aware), the fields to group by
+(``DIMENSIONS``), equality filters on the same fields, an optional time bucket (``BUCKETS``),
+an order (a measure in ``ORDERS``, ``-`` first for descending) and a row limit. Every check
+raises ``ConfigError`` with a sentence a person can act on (the API turns it into a 400).
+
+Money is ``Decimal`` (exact), tokens and counts ``int``. Measures derived from sums
+(``cost_per_1k_tokens``, ``cost_per_request``, ``cache_hit_rate``, ``cost_per_session`` …) are
+properties, ``None`` when their denominator is zero (or, for sessions and workflows, when the
+query did not ask for them with ``sessions=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from spendgate.errors import ConfigError
+from spendgate.store.spend import DIMENSIONS
+from spendgate.store.types import as_utc
+
+BUCKETS = ("hour", "day", "week", "month")
+MAX_ROWS = 100_000
+
+# Orders a query accepts (prefix ``-`` for descending): a measure, or ``bucket`` / a group field.
+ORDERS = (
+    "cost",
+    "requests",
+    "errors",
+    "error_cost",
+    "unpriced",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "total_tokens",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "cost_per_1k_tokens",
+    "cost_per_request",
+    "cache_hit_rate",
+    "bucket",
+)
+
+_THOUSAND = Decimal(1000)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendQuery:
+    """One spend question. Build it directly or with ``SpendQuery.of(...)`` (which accepts a
+    mapping of filters and a comma-separated group-by); it validates itself either way.
+
+    - ``group_by``: fields of ``DIMENSIONS`` (attribution fields, key_id, model fields, …).
+    - ``filters``: ``(field, value)`` pairs, each an equality; ``""`` matches a missing value.
+    - ``bucket``: ``hour`` | ``day`` | ``week`` (ISO, Monday) | ``month`` | ``None`` (no series).
+    - ``order``: default ``-cost``; ties are broken by bucket then group values.
+    - ``limit``: at most this many rows (``None``: all, up to ``MAX_ROWS``).
+    - ``sessions``: also count distinct sessions and workflows (cost per session/workflow).
+      Distinct counts cannot come from the rollups, so this reads raw events: slower.
+    """
+
+    since: datetime
+    until: datetime
+    group_by: tuple[str, ...] = ()
+    filters: tuple[tuple[str, str], ...] = ()
+    bucket: str | None = None
+    limit: int | None = None
+    order: str = "-cost"
+    sessions: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "since", _aware("since", self.since))
+        object.__setattr__(self, "until", _aware("until", self.until))
+        if self.until <= self.since:
+            raise ConfigError(f"until ({self.until:%Y-%m-%dT%H:%M:%SZ}) must be after since")
+        _known("group_by", self.group_by)
+        if len(set(self.group_by)) != len(self.group_by):
+            raise ConfigError("group_by names a field twice")
+        _known("filter", [name for name, _ in self.filters])
+        if self.bucket is not None and self.bucket not in BUCKETS:
+            raise ConfigError(f"unknown bucket {self.bucket!r}; use one of {', '.join(BUCKETS)}")
+        if self.limit is not None and not 1 <= self.limit <= MAX_ROWS:
+            raise ConfigError(f"limit must be between 1 and {MAX_ROWS}, not {self.limit}")
+        key = self.order.removeprefix("-")
+        if key not in ORDERS and key not in self.group_by:
+            raise ConfigError(
+                f"cannot order by {key!r}; use a measure ({', '.join(ORDERS)}) or a group_by field"
+            )
+
+    @classmethod
+    def of(
+        cls,
+        since: datetime,
+        until: datetime,
+        group_by: str | Iterable[str] = (),
+        filters: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> SpendQuery:
+        """A query from friendlier arguments: ``group_by="project,model_id"``, a filter dict."""
+        fields = group_by.split(",") if isinstance(group_by, str) else list(group_by)
+        return cls(
+            since=since,
+            until=until,
+            group_by=tuple(f.strip() for f in fields if f.strip()),
+            filters=tuple(sorted((filters or {}).items())),
+            **options,
+        )
+
+    @property
+    def filter_map(self) -> dict[str, str]:
+        return dict(self.filters)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    """One group (and bucket) of a spend answer. ``keys`` maps each group_by field to its value
+    (``None``: the events had none); ``bucket`` is the bucket's start (UTC) or ``None``."""
+
+    keys: dict[str, str | None] = field(default_factory=dict)
+    bucket: datetime | None = None
+    requests: int = 0
+    errors: int = 0
+    unpriced: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0  # 5-minute and 1-hour cache writes together
+    cost: Decimal = Decimal(0)  # priced events only: see ``unpriced``
+    error_cost: Decimal = Decimal(0)  # spend on calls whose status is not ok
+    latency_p50_ms: float | None = None  # estimated from a histogram (see docs/analytics.md)
+    latency_p95_ms: float | None = None
+    sessions: int | None = None  # distinct session ids (only with SpendQuery.sessions)
+    session_cost: Decimal | None = None  # spend of events that carry a session id
+    workflows: int | None = None
+    workflow_cost: Decimal | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+
+    @property
+    def cost_per_1k_tokens(self) -> Decimal | None:
+        tokens = self.total_tokens
+        return self.cost * _THOUSAND / tokens if tokens else None
+
+    @property
+    def cost_per_request(self) -> Decimal | None:
+        return self.cost / self.requests if self.requests else None
+
+    @property
+    def cache_hit_rate(self) -> Decimal | None:
+        """cache_read / (input + cache_read + cache_write), as a fraction 0..1."""
+        prompt = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return Decimal(self.cache_read_tokens) / prompt if prompt else None
+
+    @property
+    def cost_per_session(self) -> Decimal | None:
+        if self.session_cost is None or not self.sessions:
+            return None
+        return self.session_cost / self.sessions
+
+    @property
+    def cost_per_workflow(self) -> Decimal | None:
+        if self.workflow_cost is None or not self.workflows:
+            return None
+        return self.workflow_cost / self.workflows
+
+    def measure(self, name: str) -> Any:
+        """The value of measure (or group field) ``name``, for ordering and display."""
+        if name == "bucket":
+            return self.bucket
+        if name in self.keys:
+            return self.keys[name]
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: money and ratios as decimal strings, the bucket as ISO 8601 UTC."""
+        return row_to_dict(self)
+
+
+def row_to_dict(row: SpendRow) -> dict[str, Any]:
+    """``row`` as a flat JSON-ready dict: group fields first, then ``bucket``, then measures."""
+    out: dict[str, Any] = dict(row.keys)
+    if row.bucket is not None:
+        out["bucket"] = row.bucket.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name in (
+        "requests",
+        "errors",
+        "unpriced",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "total_tokens",
+    ):
+        out[name] = getattr(row, name)
+    for name in ("cost", "error_cost", "cost_per_1k_tokens", "cost_per_request"):
+        out[name] = money_text(getattr(row, name))
+    out["cache_hit_rate"] = ratio_text(row.cache_hit_rate)
+    out["latency_p50_ms"] = row.latency_p50_ms
+    out["latency_p95_ms"] = row.latency_p95_ms
+    if row.sessions is not None:
+        out["sessions"] = row.sessions
+        out["workflows"] = row.workflows
+        for name in ("session_cost", "cost_per_session", "workflow_cost", "cost_per_workflow"):
+            out[name] = money_text(getattr(row, name))
+    return out
+
+
+def money_text(value: Decimal | None) -> str | None:
+    """Dollars as a plain decimal string (no exponent), at most 12 places; ``None`` stays."""
+    if value is None:
+        return None
+    return _plain(value.quantize(Decimal("1E-12")))
+
+
+def ratio_text(value: Decimal | None) -> str | None:
+    """A ratio as a decimal string with 6 places; ``None`` stays."""
+    return None if value is None else _plain(value.quantize(Decimal("1E-6")))
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _aware(name: str, moment: datetime) -> datetime:
+    try:
+        return as_utc(moment)
+    except ValueError:
+        raise ConfigError(f"{name} must be a timezone-aware datetime (UTC), not {moment}") from None
+
+
+def _known(what: str, names: Iterable[str]) -> None:
+    unknown = sorted(set(names) - set(DIMENSIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown {what} field {', '.join(unknown)}; use: {', '.join(DIMENSIONS)}"
+        )

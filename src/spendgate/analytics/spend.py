@@ -1,0 +1,119 @@
+"""Spend answers over a store: the one query (``spend``) and the views a dashboard needs.
+
+    spend(store, query)                          -> list[SpendRow]  any group-by / bucket / filter
+    totals(store, since, until, filters)         -> SpendRow         one row for the whole range
+    compare(store, since, until, filters)        -> Comparison       this period vs the one before
+    top(store, field, since, until, n, filters=) -> list[SpendRow]  the n biggest by cost
+    series(store, since, until, bucket, ...)     -> list[SpendRow]   time series, gaps filled
+
+Every function reads through ``spendgate.store.spend`` (rollups where they can answer) and does
+its arithmetic in ``spendgate.analytics.measures`` (pure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from spendgate.analytics.measures import bucket_starts, merge, ordered
+from spendgate.analytics.query import SpendQuery, SpendRow
+from spendgate.store.db import Store
+from spendgate.store.spend import sum_spend
+
+
+def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
+    """The answer to ``query``: one row per group (and bucket), ordered and limited."""
+    grain = query.bucket
+    if grain in ("week", "month") and not query.sessions:
+        grain = "day"  # lets spend_daily answer; merge() re-buckets the days
+    parts = sum_spend(
+        store.engine,
+        since=query.since,
+        until=query.until,
+        group_by=query.group_by,
+        filters=query.filter_map,
+        grain=grain,
+        distinct=query.sessions,
+    )
+    rows = merge(parts, query.group_by, query.bucket)
+    rows = ordered(rows, query.order, query.group_by)
+    return rows if query.limit is None else rows[: query.limit]
+
+
+def totals(
+    store: Store,
+    since: datetime,
+    until: datetime,
+    filters: Mapping[str, str] | None = None,
+    *,
+    sessions: bool = False,
+) -> SpendRow:
+    """Everything in ``[since, until)`` matching ``filters``, as one row (zeros when empty)."""
+    rows = spend(store, SpendQuery.of(since, until, filters=filters, sessions=sessions))
+    return rows[0] if rows else SpendRow()
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A period and the one of equal length just before it."""
+
+    current: SpendRow
+    previous: SpendRow
+
+    @property
+    def cost_change(self) -> Decimal | None:
+        """Relative change of cost (0.25 = +25 %); ``None`` when the previous cost was zero."""
+        before = self.previous.cost
+        return (self.current.cost - before) / before if before else None
+
+
+def compare(
+    store: Store, since: datetime, until: datetime, filters: Mapping[str, str] | None = None
+) -> Comparison:
+    """Totals for ``[since, until)`` and for the equally long period that ends at ``since``."""
+    query = SpendQuery.of(since, until, filters=filters)  # validates the range
+    length = query.until - query.since
+    previous = totals(store, query.since - length, query.since, filters)
+    return Comparison(totals(store, query.since, query.until, filters), previous)
+
+
+def top(
+    store: Store,
+    field: str | tuple[str, ...] | list[str],
+    since: datetime,
+    until: datetime,
+    n: int = 10,
+    *,
+    filters: Mapping[str, str] | None = None,
+    order: str = "-cost",
+) -> list[SpendRow]:
+    """The ``n`` groups of ``field`` (one name, a comma list or a list) that cost most (or by
+    ``order``)."""
+    query = SpendQuery.of(since, until, group_by=field, filters=filters, limit=n, order=order)
+    return spend(store, query)
+
+
+def series(
+    store: Store,
+    since: datetime,
+    until: datetime,
+    bucket: str = "day",
+    *,
+    group_by: str | tuple[str, ...] | list[str] = (),
+    filters: Mapping[str, str] | None = None,
+) -> list[SpendRow]:
+    """Rows ordered by bucket then group. Without ``group_by``, every bucket of the range is
+    present (zero rows fill the gaps) so a chart has no holes."""
+    query = SpendQuery.of(
+        since, until, group_by=group_by, filters=filters, bucket=bucket, order="bucket"
+    )
+    rows = spend(store, query)
+    if query.group_by:
+        return rows
+    found = {row.bucket: row for row in rows}
+    return [
+        found.get(start, SpendRow(bucket=start))
+        for start in bucket_starts(query.since, query.until, bucket)
+    ]
