@@ -1,0 +1,79 @@
+"""The dashboard's one door to the query layer (``spendgate.analytics``): it asks
+``SpendQuery`` questions and hands back flat rows for templates — group fields, ``bucket``,
+every measure of ``SpendRow`` including the derived ones, and ``error_rate``. Synchronous:
+callers run it in a worker thread. No SQL here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from spendgate import analytics
+from spendgate.analytics import SpendQuery, SpendRow
+from spendgate.store.db import Store
+
+MODEL = "base_model"  # the catalog's model name: one row per model, whatever profile was called
+MEASURES = (
+    "requests",
+    "errors",
+    "unpriced",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "total_tokens",
+    "cost",
+    "error_cost",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "cost_per_1k_tokens",
+    "cost_per_request",
+    "cache_hit_rate",
+)
+
+
+class Spend:
+    """Spend rows for the dashboard from ``store``; ``export_url`` is where the explorer's
+    download links point."""
+
+    def __init__(self, store: Store, *, export_url: str = "/dashboard/export") -> None:
+        self.store = store
+        self.export_url = export_url
+
+    def rows(
+        self,
+        *,
+        group_by: Sequence[str],
+        since: datetime,
+        until: datetime,
+        filters: Mapping[str, str] | None = None,
+        bucket: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        query = SpendQuery.of(since, until, group_by, filters, bucket=bucket, limit=limit)
+        return [flat(row) for row in analytics.spend(self.store, query)]
+
+    def models(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Models side by side, with their display name and catalog price per 1M tokens."""
+        out = []
+        for model in analytics.models(self.store, since, until):
+            row = flat(model.spend)
+            price = model.price.price if model.price is not None else None
+            row |= {MODEL: model.base_model, "provider": model.provider, "name": model.name}
+            row["input_per_1m"] = None if price is None else price.input
+            row["output_per_1m"] = None if price is None else price.output
+            out.append(row)
+        return out
+
+
+def flat(row: SpendRow) -> dict[str, Any]:
+    """A row as one mapping: group values, ``bucket`` (datetime), measures, ``error_rate``."""
+    out: dict[str, Any] = dict(row.keys)
+    out["bucket"] = row.bucket
+    for name in MEASURES:
+        out[name] = getattr(row, name)
+    out["error_rate"] = Decimal(row.errors) / row.requests if row.requests else None
+    return out

@@ -1,0 +1,84 @@
+"""A store with hand-made events around a fixed "now", and the totals they must show.
+
+now = 2025-11-15 12:30 UTC. Costs (each event's cost_usd):
+
+    today 10:00    eng/alpha/coder   sonnet     10 × 0.0125 = 0.125
+    today 10:30    sales/beta/writer nova-lite   5 × 0.006  = 0.030
+    today 11:00    eng/alpha/coder   sonnet      1 × 0.05   = 0.050  (partial: error waste)
+    today 11:30    research/gamma    mystery     1 × unpriced (no cost)
+    yesterday 9:00 eng/alpha/coder   sonnet      4 × 0.025  = 0.100
+    2025-11-03     sales/beta/writer nova-lite  20 × 0.002  = 0.040
+    2025-10-10     eng/alpha/coder   sonnet      2 × 0.0575 = 0.115
+
+So: spend today 0.205 vs yesterday-so-far 0.100 (+105.0 %); month to date 0.345 vs the same
+span of October 0.115 (+200.0 %); error waste 0.05 (1 call); sales in the last 30 days 0.070,
+engineering 0.275; 1 unpriced call today.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from spendgate.events import Event
+from spendgate.store.db import Store, open_store
+
+NOW = datetime(2025, 11, 15, 12, 30, tzinfo=UTC)
+TOKEN = "test-admin-token-<&>"  # characters that must survive forms and never be echoed
+SONNET = ("anthropic.claude-sonnet-4-5", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+NOVA = ("amazon.nova-lite", "amazon.nova-lite-v1:0")
+MYSTERY = ("acme.mystery", "acme.mystery-v1:0")
+ENG = {"department": "engineering", "project": "alpha", "agent": "coder", "user_id": "ann"}
+SALES = {"department": "sales", "project": "beta", "agent": "writer", "user_id": "bob"}
+RESEARCH = {"department": "research", "project": "gamma", "agent": "<script>x</script>"}
+
+
+def _events(
+    at: datetime,
+    count: int,
+    cost: str | None,
+    model: tuple[str, str],
+    who: dict[str, str],
+    **extra: object,
+) -> list[Event]:
+    base, model_id = model
+    return [
+        Event(
+            ts=at + timedelta(seconds=n),
+            operation="Converse",
+            model_id=model_id,
+            base_model=base,
+            provider=base.split(".")[0],
+            region="us-east-1",
+            input_tokens=1000,
+            output_tokens=200,
+            cache_read_tokens=500 if base == SONNET[0] else 0,
+            latency_ms=300,
+            cost_usd=None if cost is None else Decimal(cost),
+            unpriced=cost is None,
+            **who,
+            **extra,
+        )
+        for n in range(count)
+    ]
+
+
+def seed(store: Store) -> None:
+    today = NOW.replace(hour=0, minute=0)
+    events = [
+        *_events(today.replace(hour=10), 10, "0.0125", SONNET, ENG),
+        *_events(today.replace(hour=10, minute=30), 5, "0.006", NOVA, SALES),
+        *_events(today.replace(hour=11), 1, "0.05", SONNET, ENG, status="partial", partial=True),
+        *_events(today.replace(hour=11, minute=30), 1, None, MYSTERY, RESEARCH),
+        *_events(today - timedelta(days=1) + timedelta(hours=9), 4, "0.025", SONNET, ENG),
+        *_events(datetime(2025, 11, 3, 8, tzinfo=UTC), 20, "0.002", NOVA, SALES),
+        *_events(datetime(2025, 10, 10, 8, tzinfo=UTC), 2, "0.0575", SONNET, ENG),
+    ]
+    store.insert_events(events)
+
+
+def seeded_store(folder: Path) -> Store:
+    store = open_store(f"sqlite:///{folder / 'spendgate.db'}")
+    seed(store)
+    return store
