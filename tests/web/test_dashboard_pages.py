@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from dashboard_seed import NOW, TOKEN, seeded_store
 from starlette.applications import Starlette
 
 from spendgate.web.dashboard import Dashboard
 from spendgate.web.dashboard_data import Spend
 from spendgate.web.session import COOKIE, Session
 
+from dashboard_seed import NOW, TOKEN, seeded_store
 from helpers import serve
 
 
