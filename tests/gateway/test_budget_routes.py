@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from spendgate.budgets.model import Budget
 from spendgate.budgets.status import BudgetStatus
@@ -94,7 +95,7 @@ def api(store: Store, gateway: Gateway) -> Iterator[str]:
     routes = budget_routes(
         store, token=TOKEN, clock=gateway.clock, changed=gateway.changed, status=gateway.status
     )
-    with serve(Starlette(routes=routes)) as url:
+    with serve(Starlette(routes=[Mount("/api/v1", routes=routes)])) as url:
         yield f"{url}/api/v1/budgets"
 
 
@@ -117,7 +118,7 @@ def test_without_an_admin_token_every_route_is_403(store: Store, gateway: Gatewa
     routes = budget_routes(
         store, token=None, clock=gateway.clock, changed=gateway.changed, status=gateway.status
     )
-    with serve(Starlette(routes=routes)) as url:
+    with serve(Starlette(routes=[Mount("/api/v1", routes=routes)])) as url:
         for method, path in [("GET", ""), ("POST", ""), ("PATCH", "/x"), ("GET", "/x/status")]:
             r = requests.request(method, f"{url}/api/v1/budgets{path}", headers=AUTH, json={})
             status, code, message = error_of(r)
@@ -147,17 +148,16 @@ def test_a_body_over_the_limit_is_413(api: str, store: Store) -> None:
     assert list_budgets(store) == []
 
 
-def test_the_routes_sit_beside_the_other_admin_routes(store: Store, gateway: Gateway) -> None:
-    routes = [
-        *budget_routes(
-            store, token=TOKEN, clock=gateway.clock, changed=gateway.changed, status=gateway.status
-        ),
-        admin_routes(store, token=TOKEN, clock=gateway.clock),
-    ]
-    with serve(Starlette(routes=routes)) as url:
+def test_the_routes_join_the_admin_mount(store: Store, gateway: Gateway) -> None:
+    budget_api = budget_routes(
+        store, token=TOKEN, clock=gateway.clock, changed=gateway.changed, status=gateway.status
+    )
+    admin = admin_routes(store, token=TOKEN, clock=gateway.clock, extra_routes=budget_api)
+    with serve(Starlette(routes=[admin])) as url:
         assert requests.get(f"{url}/api/v1/keys", headers=AUTH).json() == {"keys": []}
         assert requests.post(f"{url}/api/v1/budgets", headers=AUTH, json=SALES).status_code == 201
         assert len(requests.get(f"{url}/api/v1/budgets", headers=AUTH).json()["budgets"]) == 1
+        assert error_of(requests.get(f"{url}/api/v1/budgets"))[0] == 401
         assert error_of(requests.get(f"{url}/api/v1/nope", headers=AUTH))[0] == 404
 
 

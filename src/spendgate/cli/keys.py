@@ -7,23 +7,22 @@ within ``key_refresh_s`` (5 s by default); the admin API applies it at once.
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from spendgate.cli.serve import gateway_settings
+from spendgate.cli.options import (
+    gateway_store,
+    json_option,
+    print_json,
+    print_table,
+    store_options,
+)
 from spendgate.errors import ConfigError
 from spendgate.gateway.admin import issue_key, key_json, key_spec, revoke_key, rotate_key
-from spendgate.store.db import Store, open_store
-from spendgate.store.writer import describe
 
-F = TypeVar("F", bound=Callable[..., Any])
 ONCE = "This is the only time the key is shown: store it now."
 # CLI option -> key default (``KeyRecord.defaults``)
 DEFAULT_OPTIONS = {
@@ -48,47 +47,12 @@ COLUMNS = (
 )
 
 
-def _store_options(command: F) -> F:
-    command = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
-        help="TOML config file; its [gateway] db setting names the store.",
-    )(command)
-    return click.option(
-        "--db", help="sqlite:///path or postgresql://... (default: the store of spendgate serve)."
-    )(command)
-
-
-def _json_option(command: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
-
-
-@contextlib.contextmanager
-def _store(db: str | None, config_file: Path | None) -> Iterator[Store]:
-    url = gateway_settings({"db": db}, config_file).db
-    try:
-        store = open_store(url)
-    except (SQLAlchemyError, OSError) as err:
-        raise click.ClickException(f"cannot open the store {url}: {describe(err)}") from None
-    try:
-        yield store
-    except SQLAlchemyError as err:
-        raise click.ClickException(f"the store {store.url} failed: {describe(err)}") from None
-    finally:
-        store.close()
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
 def _unknown(key_id: str) -> ConfigError:
     return ConfigError(f"no API key with id {key_id!r}; 'spendgate keys list' shows them")
-
-
-def _print_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 @click.group()
@@ -114,8 +78,8 @@ def keys() -> None:
 @click.option("--cost-center", help="Default cost center.")
 @click.option("--role-arn", help="IAM role to assume for calls made with the key.")
 @click.option("--external-id", help="External id for assuming --role-arn.")
-@_json_option
-@_store_options
+@json_option
+@store_options
 def create(
     *,
     name: str,
@@ -139,36 +103,33 @@ def create(
         "external_id": external_id,
     }
     spec = key_spec(doc, now)
-    with _store(db, config_file) as store:
+    with gateway_store(db, config_file) as store:
         record, key = issue_key(store, spec, now)
     if as_json:
-        _print_json({**key_json(record, now), "key": key})
+        print_json({**key_json(record, now), "key": key})
         return
     click.echo(f"Created API key {record.id} ({record.name}). {ONCE}", err=True)
     click.echo(key)
 
 
 @keys.command(name="list")
-@_json_option
-@_store_options
+@json_option
+@store_options
 def list_keys(as_json: bool, db: str | None, config_file: Path | None) -> None:
     """List keys (never the keys themselves)."""
-    with _store(db, config_file) as store:
+    with gateway_store(db, config_file) as store:
         records = store.list_keys()
     now = _now()
     docs = [key_json(r, now) for r in records]
     if as_json:
-        _print_json(docs)
+        print_json(docs)
         return
     if not docs:
         click.echo(
             "No API keys yet: create one with 'spendgate keys create --name NAME'.", err=True
         )
         return
-    rows = [[c.upper() for c in COLUMNS], *([_cell(d[c]) for c in COLUMNS] for d in docs)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table([[c.upper() for c in COLUMNS], *([_cell(d[c]) for c in COLUMNS] for d in docs)])
 
 
 def _cell(value: Any) -> str:
@@ -183,18 +144,18 @@ def _cell(value: Any) -> str:
 
 @keys.command()
 @click.argument("key_id")
-@_json_option
-@_store_options
+@json_option
+@store_options
 def revoke(key_id: str, as_json: bool, db: str | None, config_file: Path | None) -> None:
     """Revoke key KEY_ID: it stops working."""
     now = _now()
-    with _store(db, config_file) as store:
+    with gateway_store(db, config_file) as store:
         result = revoke_key(store, key_id, now)
     if result is None:
         raise _unknown(key_id)
     record, changed = result
     if as_json:
-        _print_json(key_json(record, now))
+        print_json(key_json(record, now))
     elif changed:
         click.echo(f"Revoked API key {record.id} ({record.name}).")
     else:
@@ -203,17 +164,17 @@ def revoke(key_id: str, as_json: bool, db: str | None, config_file: Path | None)
 
 @keys.command()
 @click.argument("key_id")
-@_json_option
-@_store_options
+@json_option
+@store_options
 def rotate(key_id: str, as_json: bool, db: str | None, config_file: Path | None) -> None:
     """Give key KEY_ID a new secret and print it (once); the old one stops working."""
-    with _store(db, config_file) as store:
+    with gateway_store(db, config_file) as store:
         rotated = rotate_key(store, key_id)
     if rotated is None:
         raise _unknown(key_id)
     record, key = rotated
     if as_json:
-        _print_json({**key_json(record, _now()), "key": key})
+        print_json({**key_json(record, _now()), "key": key})
         return
     click.echo(f"Rotated API key {record.id} ({record.name}). {ONCE}", err=True)
     click.echo(key)

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from spendgate import __version__
+from spendgate.cli.budgets import budgets
 from spendgate.cli.keys import keys
 from spendgate.cli.quote import quote
 from spendgate.cli.serve import serve
@@ -40,6 +41,7 @@ cli.add_command(sim)
 cli.add_command(quote)
 cli.add_command(serve)
 cli.add_command(keys)
+cli.add_command(budgets)
 
 
 def main() -> None:

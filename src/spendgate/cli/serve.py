@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from spendgate.cli.options import config_option, run_server, tls_options
+from spendgate.cli.options import config_option, gateway_settings, run_server, tls_options
 from spendgate.gateway.app import create_app
-from spendgate.settings import GatewaySettings, load
-
-
-def data_dir(env: dict[str, str] | os._Environ[str]) -> Path:
-    """The user data directory: $SPENDGATE_HOME, else $XDG_DATA_HOME/spendgate, else
-    ~/.local/share/spendgate."""
-    if env.get("SPENDGATE_HOME"):
-        return Path(env["SPENDGATE_HOME"])
-    base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else Path.home() / ".local/share"
-    return base / "spendgate"
-
-
-def gateway_settings(flags: dict[str, object], config_file: Path | None) -> GatewaySettings:
-    settings = load(GatewaySettings, flags=flags, env=os.environ, config_file=config_file)
-    if not settings.db:
-        folder = data_dir(os.environ)
-        folder.mkdir(parents=True, exist_ok=True)
-        settings = replace(settings, db=f"sqlite:///{folder / 'spendgate.db'}")
-    return settings
 
 
 @click.command()

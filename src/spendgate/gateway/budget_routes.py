@@ -10,8 +10,9 @@
 Behind the admin token like the rest of ``/api/v1`` (``middleware.AdminAuth``), store calls in
 worker threads. Bad input is a 400 with the ``ConfigError``'s sentence, an unknown id a 404, a
 name (or id) already taken a 409. ``changed`` is awaited after every create, update and delete
-so the gateway reloads its budgets; ``status`` gives a budget's live status. The routes match
-full paths, so they must come before ``admin_routes``' ``/api/v1`` mount. See docs/api.md.
+so the gateway reloads its budgets; ``status`` gives a budget's live status. Paths are relative
+to ``/api/v1``: the routes join ``admin_routes(extra_routes=...)`` (or any ``/api/v1`` mount),
+and guard themselves with the admin token either way. See docs/api.md.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def budget_routes(
     status: StatusOf,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> list[BaseRoute]:
-    """``/api/v1/budgets`` and below (see the module docstring)."""
+    """``/budgets`` and below, for the ``/api/v1`` mount (see the module docstring)."""
 
     def missing(budget_id: str) -> Response:
         return json_error(404, f"no budget with id {budget_id!r}")
@@ -205,9 +206,9 @@ def budget_routes(
         Middleware(BodyLimit, max_bytes=max_body_bytes),
     ]
     paths: dict[str, dict[str, Handler]] = {
-        "/api/v1/budgets": {"GET": list_all, "POST": create},
-        "/api/v1/budgets/{id}": {"GET": get_one, "PATCH": patch, "DELETE": remove},
-        "/api/v1/budgets/{id}/status": {"GET": status_of},
+        "/budgets": {"GET": list_all, "POST": create},
+        "/budgets/{id}": {"GET": get_one, "PATCH": patch, "DELETE": remove},
+        "/budgets/{id}/status": {"GET": status_of},
     }
     return [
         Route(path, _Methods(handlers), middleware=middleware) for path, handlers in paths.items()
