@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,6 +94,12 @@ class GatewaySettings:
     tls_keyfile: Path | None = None
     upstream_ca_file: Path | None = None
     log_format: str = "json"
+    redis_url: str | None = field(default=None, repr=False)  # budget counters shared by replicas
+    redis_prefix: str = "spendgate"
+    budgets: list[dict[str, Any]] = field(default_factory=list)  # [[gateway.budgets]] tables
+    budget_refresh_s: float = 5.0
+    unpriced_input_usd_per_mtok: str = "15"  # conservative rates for models without a price
+    unpriced_output_usd_per_mtok: str = "75"
 
     def __post_init__(self) -> None:
         _check(0 < self.port < 65536 or self.port == 0, "port must be between 0 and 65535")
@@ -107,6 +114,7 @@ class GatewaySettings:
             "idle_timeout_s",
             "flush_interval_s",
             "key_refresh_s",
+            "budget_refresh_s",
         ):
             _check(getattr(self, name) > 0, f"{name} must be positive")
         _check(
@@ -114,6 +122,8 @@ class GatewaySettings:
             "queue_size and batch_size must be positive",
         )
         _check(self.log_format in ("json", "text"), "log_format must be json or text")
+        for name in ("unpriced_input_usd_per_mtok", "unpriced_output_usd_per_mtok"):
+            _check(_positive_decimal(getattr(self, name)), f"{name} must be a positive number")
         _check(
             (self.tls_certfile is None) == (self.tls_keyfile is None),
             "tls_certfile and tls_keyfile go together: give both or neither",
@@ -195,6 +205,8 @@ def _convert(cls: type[Any], name: str, raw: Any, *, source: str) -> Any:
     try:
         if kind is dict:
             return _to_table(raw, source)
+        if kind is list:
+            return _to_tables(raw, source)
         if kind is bool:
             return _to_bool(raw)
         if kind is Path:
@@ -226,6 +238,22 @@ def _to_table(raw: Any, source: str) -> dict[str, str]:
     ):
         raise ConfigError(f"{source}: must be a table of strings")
     return dict(data)
+
+
+def _positive_decimal(text: str) -> bool:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return False
+    return value.is_finite() and value > 0
+
+
+def _to_tables(raw: Any, source: str) -> list[dict[str, Any]]:
+    """An array of TOML tables, or (from the environment) a JSON array of objects."""
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ConfigError(f"{source}: must be an array of tables")
+    return [dict(item) for item in data]
 
 
 def _to_bool(raw: Any) -> bool:

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,7 +27,7 @@ from typing import Any
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from spendgate.bedrock.metadata import metadata_problems
 from spendgate.errors import ConfigError
@@ -314,9 +314,11 @@ def admin_routes(
     clock: Callable[[], datetime],
     keys_changed: Callable[[], object] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Mount:
     """``/api/v1``; ``keys_changed`` (called in a thread) reloads the gateway's key ring, so a
-    rotated or revoked key stops working at once on this replica."""
+    rotated or revoked key stops working at once on this replica. ``extra_routes`` (budgets,
+    sentry, analytics) join the same mount, behind the same admin token."""
 
     async def changed() -> None:
         if keys_changed is not None:
@@ -379,6 +381,7 @@ def admin_routes(
         Route("/keys/{id}", _api(get_key), methods=["GET"]),
         Route("/keys/{id}", _api(revoke), methods=["DELETE"]),
         Route("/keys/{id}/rotate", _api(rotate), methods=["POST"]),
+        *extra_routes,
     ]
     middleware = [
         Middleware(JsonErrors),

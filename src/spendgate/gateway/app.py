@@ -24,12 +24,16 @@ from spendgate.bedrock.sigv4 import Credentials
 from spendgate.events import Event
 from spendgate.gateway import logs, relay
 from spendgate.gateway.admin import admin_routes
+from spendgate.gateway.budget_routes import budget_routes
+from spendgate.gateway.budget_sync import BudgetSync, config_budgets, counter_for
 from spendgate.gateway.credentials import RoleCache, default_chain
+from spendgate.gateway.guard import Guard
 from spendgate.gateway.identity import Identities
 from spendgate.gateway.keys import KeyRing
 from spendgate.gateway.metrics import Metrics, Summary, metrics_route
 from spendgate.gateway.profiles import ProfileResolver
 from spendgate.gateway.proxy import Inbound, Proxy
+from spendgate.gateway.sentry import Sentry, sentry_route
 from spendgate.gateway.upstream import Timeouts, Upstream
 from spendgate.settings import GatewaySettings
 from spendgate.store.db import Store, open_store
@@ -88,10 +92,21 @@ def create_app(
     identities = Identities(roles, base, team_roles=settings.team_roles)
     metrics = Metrics(writer_stats=lambda: writer.stats, upstream_stats=lambda: upstream.stats)
     summary = Summary(metrics)
+    sentry = Sentry()
+    metrics.registry.register(sentry)
+    guard = Guard(counter_for(settings), settings, resolver=profiles.known)
+    budgets = BudgetSync(
+        guard,
+        store,
+        configured=config_budgets(settings.budgets),
+        refresh_s=settings.budget_refresh_s,
+        clock=clock,
+    )
 
     def record(event: Event) -> None:
         writer.record(event)
         metrics.observe(event)
+        sentry.observe(event)
 
     proxy = Proxy(
         settings,
@@ -101,6 +116,7 @@ def create_app(
         resolver=profiles.known,
         profiles=profiles.resolve,
         clock=clock,
+        guard=guard,
     )
     gateway = Gateway(settings, store, writer, upstream, keys, proxy, profiles)
 
@@ -108,16 +124,31 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await writer.start()
         await keys.start()
+        await budgets.start()
         await summary.start()
         try:
             yield
         finally:
             await summary.stop()
+            await budgets.stop()
             await keys.stop()
             await writer.stop()  # drains every queued event (or journals it)
             await upstream.aclose()
 
-    admin = admin_routes(store, token=settings.admin_token, clock=clock, keys_changed=keys.load)
+    budget_api = budget_routes(
+        store,
+        token=settings.admin_token,
+        clock=clock,
+        changed=budgets.load,
+        status=lambda budget: guard.status(budget, clock()),
+    )
+    admin = admin_routes(
+        store,
+        token=settings.admin_token,
+        clock=clock,
+        keys_changed=keys.load,
+        extra_routes=[*budget_api, sentry_route(sentry)],
+    )
     routes = [*_ops_routes(gateway), metrics_route(metrics), admin]
     app = Starlette(routes=routes, middleware=[Middleware(logs.RequestId)], lifespan=lifespan)
     app.state.gateway = gateway

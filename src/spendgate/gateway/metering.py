@@ -49,6 +49,10 @@ class Call:
     request_bytes: int = 0
     routed_from: str | None = None
     family: str | None = None  # body family of the resolved model (set with ``resolved``)
+    prompt_tokens: int = 0  # input estimated from the body (budgets reserve it)
+    cache_points: bool = False  # the prompt asks for prompt caching
+    reservation: object | None = None  # budgets' hold on this call (spendgate.gateway.guard)
+    budget_decision: str | None = None  # approved | downgraded:<id> | denied:<id>
 
 
 @dataclass(slots=True)
@@ -105,6 +109,7 @@ def event_for(call: Call, outcome: Outcome, resolver: Callable[[str], str | None
         request_bytes=call.request_bytes,
         response_bytes=outcome.response_bytes,
         routed_from=call.routed_from,
+        budget_decision=call.budget_decision,
     )
     for name in ATTRIBUTION_FIELDS:
         setattr(event, name, attr.get(name))

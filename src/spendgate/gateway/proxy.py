@@ -36,6 +36,7 @@ from spendgate.events import Event, new_event_id
 from spendgate.gateway import attribution as attr
 from spendgate.gateway import logs
 from spendgate.gateway.credentials import AwsIdentity
+from spendgate.gateway.guard import BudgetDenied, Guard
 from spendgate.gateway.keys import KeyRing, presented_key
 from spendgate.gateway.metering import SERVICE_TIERS, Call, Outcome, event_for
 from spendgate.gateway.resolution import resolve
@@ -87,8 +88,10 @@ class Proxy:
         resolver: Callable[[str], str | None],
         profiles: Callable[[str], Awaitable[str | None]],
         clock: Callable[[], datetime],
+        guard: Guard | None = None,
     ) -> None:
         self.settings = settings
+        self.guard = guard
         self.keys = keys
         self.identity = identity
         self.record = record
@@ -129,6 +132,8 @@ class Proxy:
         _check_allowed(key, call)
         call.service_tier = _service_tier(doc, headers)
         _fingerprint(call, doc, op)
+        if self.guard is not None:
+            await self.guard.reserve(call, doc)  # may deny, or downgrade the model
         identity: AwsIdentity = await self.identity(headers, key, call)
         call.principal = identity.principal
         return call, self._outbound(
@@ -182,6 +187,8 @@ class Proxy:
     def finish(self, call: Call, outcome: Outcome) -> Event:
         outcome.latency_ms = int((time.perf_counter() - call.t0) * 1000)
         event = event_for(call, outcome, self.resolver)
+        if self.guard is not None:
+            self.guard.settle(call, event)
         self.record(event)
         return event
 
@@ -290,6 +297,7 @@ def _service_tier(doc: dict[str, Any] | None, headers: Mapping[str, str]) -> str
 
 def _fingerprint(call: Call, doc: dict[str, Any] | None, op: str) -> None:
     if doc is None:
+        call.prompt_tokens = call.request_bytes // 3  # an opaque body: at most ~1 token / 3 bytes
         return
     prompt: Prompt
     if op in CONVERSE:
@@ -300,8 +308,12 @@ def _fingerprint(call: Call, doc: dict[str, Any] | None, op: str) -> None:
         prompt = generic_prompt(doc)
     call.prompt_hash, prefixes = prompt.hashes()
     call.prefix_hashes = list(prefixes)
+    call.prompt_tokens = prompt.tokens
+    call.cache_points = bool(prompt.breakpoints)
 
 
 def error_reply(err: AwsError, request_id: str) -> Response:
     status, headers, body = error_response(err, request_id=request_id)
+    if isinstance(err, BudgetDenied) and err.retry_after is not None:
+        headers.append(("Retry-After", str(err.retry_after)))
     return Response(body, status, headers=dict(headers))

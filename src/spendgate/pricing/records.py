@@ -42,6 +42,7 @@ class ModelInfo(NamedTuple):
     kind: str
     ids: tuple[str, ...]
     price_list_names: tuple[str, ...] = ()
+    max_output_tokens: int | None = None  # most output one call can produce (budget worst case)
 
 
 class LongContextSpec(NamedTuple):
@@ -80,7 +81,9 @@ def id_forms(model_id: str) -> tuple[str, ...]:
     return tuple(forms)
 
 
-_MODEL_FIELDS = frozenset({"name", "provider", "kind", "ids", "price_list_names"})
+_MODEL_FIELDS = frozenset(
+    {"name", "provider", "kind", "ids", "price_list_names", "max_output_tokens"}
+)
 _RECORD_FIELDS = frozenset(
     {
         "key",
@@ -198,7 +201,16 @@ def parse_model(key: str, raw: Any, where: str) -> ModelInfo:
         kind=choice(body.get("kind"), KINDS, f"{where}.kind"),
         ids=strings(body.get("ids"), f"{where}.ids"),
         price_list_names=strings(names, f"{where}.price_list_names") if names else (),
+        max_output_tokens=_max_output(body.get("max_output_tokens"), f"{where}.max_output_tokens"),
     )
+
+
+def _max_output(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail(where, "must be a whole number of tokens (0 or more)")
+    return value
 
 
 def _regions(

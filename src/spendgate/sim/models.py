@@ -80,6 +80,8 @@ def _models() -> tuple[SimModel, ...]:
         SimModel("cohere.embed-multilingual-v3", "cohere-embed", embedding=True),
         SimModel("ai21.jamba-1-5-mini-v1:0", "openai", max_output=4096),
         SimModel("ai21.jamba-1-5-large-v1:0", "openai", max_output=4096),
+        # newer than the price catalog: spendgate must show it as unpriced, never as $0
+        SimModel("writer.palmyra-x5-v1:0", "openai", True, max_output=8192),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ class Answer:
     started: float
 
     def elapsed_ms(self) -> int:
-        return int((time.perf_counter() - self.started) * 1000)
+        # ceil: uvloop's timers have 1 ms resolution and may wake up to 1 ms early
+        return math.ceil((time.perf_counter() - self.started) * 1000)
 
 
 class Streamer:
