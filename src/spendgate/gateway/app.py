@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spendgate.bedrock.sigv4 import Credentials
@@ -66,7 +66,11 @@ def create_app(
     upstream: Upstream | None = None,
     credentials: Callable[[], Credentials | None] | None = None,
     clock: Callable[[], datetime] = utc_now,
+    api_routes: Sequence[BaseRoute] = (),
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> ASGIApp:
+    """The gateway. ``api_routes`` join the admin mount (``/api/v1``, admin token required);
+    ``extra_routes`` are served at the top level (the web layer composes both: web/app.py)."""
     logs.configure(settings.log_format)
     store = store or open_store(settings.db)
     upstream = upstream or Upstream(timeouts=_timeouts(settings), ssl_context=_ssl(settings))
@@ -147,9 +151,9 @@ def create_app(
         token=settings.admin_token,
         clock=clock,
         keys_changed=keys.load,
-        extra_routes=[*budget_api, sentry_route(sentry)],
+        extra_routes=[*budget_api, sentry_route(sentry), *api_routes],
     )
-    routes = [*_ops_routes(gateway), metrics_route(metrics), admin]
+    routes = [*_ops_routes(gateway), metrics_route(metrics), admin, *extra_routes]
     app = Starlette(routes=routes, middleware=[Middleware(logs.RequestId)], lifespan=lifespan)
     app.state.gateway = gateway
     app.state.metrics = metrics
