@@ -47,17 +47,22 @@ def status_to_dict(status: BudgetStatus) -> dict[str, Any]:
     """The JSON form (admin API, ``spendgate budgets status --json``): amounts as strings."""
     return {
         "budget": budget_to_dict(status.budget),
-        "spent": str(status.spent),
-        "reserved": str(status.reserved),
-        "remaining": str(status.remaining),
-        "limit": str(status.budget.limit),
+        "spent": plain(status.spent),
+        "reserved": plain(status.reserved),
+        "remaining": plain(status.remaining),
+        "limit": plain(status.budget.limit),
         "percent": str(status.percent),
         "window_start": iso(status.window_start),
         "resets_at": iso(status.resets_at),
-        "projected": str(status.projected),
+        "projected": plain(status.projected),
         "thresholds_crossed": list(status.thresholds_crossed),
         "as_of": iso(status.now),
     }
+
+
+def plain(amount: Decimal) -> str:
+    """A decimal string without exponent or trailing zeros: ``0``, ``0.0040788``, ``100``."""
+    return format(amount.normalize(), "f")
 
 
 def iso(moment: datetime) -> str:

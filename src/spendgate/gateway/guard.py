@@ -42,7 +42,7 @@ from spendgate.budgets.estimate import (
 )
 from spendgate.budgets.matching import BudgetIndex, Subject
 from spendgate.budgets.model import Action, Budget, Metric
-from spendgate.budgets.status import BudgetStatus, amount_text, iso
+from spendgate.budgets.status import BudgetStatus, amount_text, iso, plain
 from spendgate.budgets.windows import Span, span
 from spendgate.errors import AwsError
 from spendgate.events import ATTRIBUTION_FIELDS, Event
@@ -160,7 +160,7 @@ class Guard:
         held = amount_text(budget, status.reserved)
         limit = f"{amount_text(budget, budget.limit)} per {_window_text(budget)}"
         extra = {"budgetId": budget.id, "budgetName": budget.name, "limit": str(budget.limit)}
-        extra |= {"spent": str(status.spent), "resetsAt": iso(status.resets_at)}
+        extra |= {"spent": plain(status.spent), "resetsAt": iso(status.resets_at)}
         if budget.is_rate_limit:
             wait = max(1, math.ceil((status.resets_at - call.started).total_seconds()))
             message = (

@@ -16,7 +16,6 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
 from spendgate.store.db import Store
 from spendgate.store.schema import events
-from spendgate.store.types import from_pusd
 
 MODEL_COLUMNS = ("requested_model", "model_id", "base_model")
 
@@ -56,7 +55,7 @@ def usage_since(store: Store, scope: Mapping[str, str], since: datetime) -> Usag
         int(row[0]),
         int(row[1]),
         int(row[2]),
-        from_pusd(int(row[3])),
+        Decimal(row[3]),  # the column type turns summed picodollars back into dollars
         int(row[4]),
         int(row[5]),
     )
