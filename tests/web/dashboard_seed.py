@@ -12,7 +12,8 @@ now = 2025-11-15 12:30 UTC. Costs (each event's cost_usd):
 
 So: spend today 0.205 vs yesterday-so-far 0.100 (+105.0 %); month to date 0.345 vs the same
 span of October 0.115 (+200.0 %); error waste 0.05 (1 call); sales in the last 30 days 0.070,
-engineering 0.275; 1 unpriced call today.
+engineering 0.275; 1 unpriced call today. ``dashboard_app`` serves the dashboard over such a
+store, with the three ``BUDGETS``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from starlette.applications import Starlette
+
+from spendgate.budgets.model import budget_from_dict
 from spendgate.events import Event
+from spendgate.settings import GatewaySettings
+from spendgate.store.budgets import create_budget
 from spendgate.store.db import Store, open_store
+from spendgate.web.dashboard import dashboard_routes
 
 NOW = datetime(2025, 11, 15, 12, 30, tzinfo=UTC)
 TOKEN = "test-admin-token-<&>"  # characters that must survive forms and never be echoed
@@ -31,6 +38,27 @@ NOVA = ("amazon.nova-lite", "amazon.nova-lite-v1:0")
 MYSTERY = ("acme.mystery", "acme.mystery-v1:0")
 ENG = {"department": "engineering", "project": "alpha", "agent": "coder", "user_id": "ann"}
 SALES = {"department": "sales", "project": "beta", "agent": "writer", "user_id": "bob"}
+# budgets: engineering spent 0.275 this month, sales 0.03 today; 17 calls today
+BUDGETS = [
+    {
+        "name": "eng monthly",
+        "scope": {"department": "engineering"},
+        "metric": "cost_usd",
+        "window": "calendar_month",
+        "limit": "0.50",
+    },
+    {
+        "name": "sales <b>daily</b>",
+        "scope": {"department": "sales"},
+        "metric": "cost_usd",
+        "window": "calendar_day",
+        "limit": "0.02",
+        "action": "alert",
+    },
+    {"name": "all calls today", "metric": "requests", "window": "calendar_day", "limit": "1000"},
+]
+
+
 RESEARCH = {"department": "research", "project": "gamma", "agent": "<script>x</script>"}
 
 
@@ -82,3 +110,11 @@ def seeded_store(folder: Path) -> Store:
     store = open_store(f"sqlite:///{folder / 'spendgate.db'}")
     seed(store)
     return store
+
+
+def dashboard_app(folder: Path, token: str | None = TOKEN) -> Starlette:
+    store = seeded_store(folder)
+    for doc in BUDGETS:
+        create_budget(store, budget_from_dict(doc), now=NOW)
+    settings = GatewaySettings(admin_token=token)
+    return Starlette(routes=dashboard_routes(store, settings, clock=lambda: NOW))

@@ -12,13 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
 
-from spendgate.web.dashboard import Dashboard
-from spendgate.web.dashboard_data import Spend
-from spendgate.web.session import Session
-
-from dashboard_seed import NOW, TOKEN, seeded_store
+from dashboard_seed import TOKEN, dashboard_app
 from helpers import serve
 
 CHROMIUM = "/usr/bin/chromium"
@@ -60,11 +55,8 @@ def _sync_playwright() -> Any:
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    store = seeded_store(tmp_path_factory.mktemp("browser"))
-    app = Starlette(routes=Dashboard(Spend(store), Session(TOKEN), clock=lambda: NOW).routes())
-    with serve(app) as base:
+    with serve(dashboard_app(tmp_path_factory.mktemp("browser"))) as base:
         yield base
-    store.close()
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +104,9 @@ def test_signing_in_and_every_page_without_console_errors(page: Any, url: str) -
         page.wait_for_load_state("networkidle")
         assert page.locator("h1").count() == 1, path
     assert console.problems == []
+    page.goto(f"{url}/dashboard/budgets")
+    assert page.locator("#budgets-table meter").count() == 3
+    assert page.locator("tr[data-state=over] td").first.inner_text() == "sales <b>daily</b>"
 
 
 def test_charts_are_drawn(page: Any, url: str) -> None:

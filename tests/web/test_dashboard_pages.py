@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from starlette.applications import Starlette
 
-from spendgate.web.dashboard import Dashboard
-from spendgate.web.dashboard_data import Spend
 from spendgate.web.session import COOKIE, Session
 
-from dashboard_seed import NOW, TOKEN, seeded_store
+from dashboard_seed import TOKEN, dashboard_app
 from helpers import serve
 
 
@@ -23,11 +20,6 @@ def text_of(html: str) -> str:
     """The visible text of a page: tags and embedded chart JSON removed, spaces collapsed."""
     html = re.sub(r'<script type="application/json".*?</script>', " ", html, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
-
-
-def dashboard_app(folder: Path, token: str | None = TOKEN) -> Starlette:
-    store = seeded_store(folder)
-    return Starlette(routes=Dashboard(Spend(store), Session(token), clock=lambda: NOW).routes())
 
 
 @pytest.fixture(scope="module")
@@ -171,10 +163,9 @@ def test_models_side_by_side(url: str, browser: requests.Session) -> None:
     # sonnet: 15 calls, 0.275 spent over 15 × 1,700 tokens = $0.0108 / 1K; cache reads
     # 500 of 1,500 prompt tokens = 33.3 %; list price from the catalog
     assert (
-        "anthropic.claude-sonnet-4-5 Claude Sonnet 4.5 $3.30 $16.50 $0.2750 15 15,000 3,000 "
-        "7,500 $0.0108 $0.0183 33.3%" in text
+        "Claude Sonnet 4.5 $3.30 $16.50 $0.2750 15 15,000 3,000 7,500 $0.0108 $0.0183 33.3%" in text
     )
-    assert "acme.mystery (none) unpriced unpriced unpriced 1" in text
+    assert "acme.mystery unpriced unpriced unpriced 1" in text
 
 
 @pytest.mark.parametrize(
@@ -216,3 +207,18 @@ def test_static_files_are_served_by_the_gateway_itself(url: str) -> None:
     licence = requests.get(f"{url}/static/chart.js-LICENSE.md", timeout=10)
     assert "MIT License" in licence.text
     assert requests.get(f"{url}/static/../session.py", timeout=10).status_code == 404
+
+
+def test_budgets_page_shows_each_budget_against_its_limit(
+    url: str, browser: requests.Session
+) -> None:
+    page = browser.get(f"{url}/dashboard/budgets", timeout=10)
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "eng monthly department=engineering calendar month block $0.275" in text
+    assert "55.0% · warning" in text
+    assert "sales &lt;b&gt;daily&lt;/b&gt; department=sales calendar day alert $0.03" in text
+    assert "150.0% · over" in text
+    assert "all calls today every call calendar day block 17 requests" in text
+    assert "1.7% · ok" in text
+    assert page.text.count("<meter") == 3

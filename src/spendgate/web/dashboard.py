@@ -15,7 +15,7 @@ scripts and styles (chart data travels as JSON, never as inline script).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,6 +28,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from spendgate.budgets.status import BudgetStatus
+from spendgate.gateway.app import utc_now
+from spendgate.gateway.budget_sync import offline_status
+from spendgate.settings import GatewaySettings
+from spendgate.store.budgets import list_budgets
+from spendgate.store.db import Store
 from spendgate.web import dashboard_pages as pages
 from spendgate.web import dashboard_views as views
 from spendgate.web.dashboard_data import Spend
@@ -48,8 +54,30 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 MAX_FORM_BYTES = 2 * MAX_TOKEN_CHARS + 1024
-BudgetSource = Callable[[datetime], list[dict[str, Any]]]
+BudgetSource = Callable[[datetime], Awaitable[Sequence[BudgetStatus]]]
 Page = Callable[[Request], Awaitable[Response]]
+
+
+def dashboard_routes(
+    store: Store, settings: GatewaySettings, *, clock: Callable[[], datetime] = utc_now
+) -> list[BaseRoute]:
+    """The dashboard's routes over ``store``, signed in with ``settings.admin_token``; the web
+    composition root serves them at the top level (``gateway.app.create_app(extra_routes=…)``)."""
+    session = Session(settings.admin_token)
+    return Dashboard(
+        Spend(store), session, clock=clock, budgets=stored_budgets(store, settings)
+    ).routes()
+
+
+def stored_budgets(store: Store, settings: GatewaySettings) -> BudgetSource:
+    """Every budget's status from the stored events (or from Redis, reservations included,
+    when ``settings.redis_url`` is set), as ``spendgate budgets status`` computes it."""
+
+    async def statuses(now: datetime) -> Sequence[BudgetStatus]:
+        found = await run_in_threadpool(list_budgets, store)
+        return await offline_status(store, found, now, settings=settings) if found else []
+
+    return statuses
 
 
 def templates() -> Jinja2Templates:
@@ -144,8 +172,8 @@ class Dashboard:
         return page
 
     async def budget_page(self, request: Request) -> Response:
-        rows = [] if self.budgets is None else await run_in_threadpool(self.budgets, self.clock())
-        context = {"budgets": rows, "available": self.budgets is not None}
+        statuses = [] if self.budgets is None else await self.budgets(self.clock())
+        context = {**pages.budgets(statuses), "available": self.budgets is not None}
         return self._render(request, "budgets.html", "Budgets", context)
 
     # -- sign-in -----------------------------------------------------------------------------

@@ -62,7 +62,8 @@ class Spend:
         for model in analytics.models(self.store, since, until):
             row = flat(model.spend)
             price = model.price.price if model.price is not None else None
-            row |= {MODEL: model.base_model, "provider": model.provider, "name": model.name}
+            row |= {MODEL: model.base_model, "provider": model.provider}
+            row["model"] = model.name or model.base_model
             row["input_per_1m"] = None if price is None else price.input
             row["output_per_1m"] = None if price is None else price.output
             out.append(row)

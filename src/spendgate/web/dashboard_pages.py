@@ -5,13 +5,14 @@ request's parameters and ``now``, returning the template's context.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from spendgate.budgets.status import BudgetStatus, amount_text
 from spendgate.web import dashboard_views as views
 from spendgate.web.dashboard_data import MODEL, Spend
 
@@ -158,15 +159,44 @@ def models(spend: Spend, params: Mapping[str, str], now: datetime) -> dict[str, 
     rows = spend.models(win.since, win.until)
     return {
         "title": "Models",
-        "field": MODEL,
         "range": range_name,
         "ranges": list(views.RANGES),
         "rows": rows,
         "model_columns": MODEL_COLUMNS,
         "unpriced": int(views.total(rows, "unpriced")),
-        "bars": views.bar_chart(rows[:15], MODEL),
-        "unit": views.bar_chart(rows[:15], MODEL, "cost_per_1k_tokens"),
+        "bars": views.bar_chart(rows[:15], "model"),
+        "unit": views.bar_chart(rows[:15], "model", "cost_per_1k_tokens"),
     }
+
+
+def budgets(statuses: Sequence[BudgetStatus]) -> dict[str, Any]:
+    """Each budget against its limit: amounts in its metric, the share used, and a state
+    (``over`` at the limit, ``warning`` past its first alert threshold, else ``ok``)."""
+    rows = []
+    for status in statuses:
+        budget = status.budget
+        used = status.spent / budget.limit
+        warn = Decimal(min(budget.thresholds, default=100)) / 100
+        state = "over" if used >= 1 else "warning" if used >= warn else "ok"
+        rows.append(
+            {
+                "id": budget.id,
+                "name": budget.name,
+                "scope": budget.describe_scope(),
+                "window": budget.window.value.replace("_", " "),
+                "action": budget.action.value if budget.enabled else "disabled",
+                "spent": amount_text(budget, status.spent),
+                "reserved": amount_text(budget, status.reserved),
+                "limit": amount_text(budget, budget.limit),
+                "projected": amount_text(budget, status.projected),
+                "resets_at": status.resets_at,
+                "used": used,
+                "bar": min(used, Decimal(1)),
+                "warn": min(warn, Decimal("0.999")),
+                "state": state,
+            }
+        )
+    return {"budgets": rows}
 
 
 def _compare(spend: Spend, current: views.Window, previous: views.Window) -> views.Comparison:
