@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,8 @@ from spendgate.store.spend import DIMENSIONS
 from spendgate.store.types import as_utc
 
 BUCKETS = ("hour", "day", "week", "month")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_ROWS = 100_000
 
 # Orders a query accepts (prefix ``-`` for descending): a measure, or ``bucket`` / a group field.
@@ -75,8 +77,11 @@ class SpendQuery:
     def __post_init__(self) -> None:
         object.__setattr__(self, "since", _aware("since", self.since))
         object.__setattr__(self, "until", _aware("until", self.until))
-        if self.until <= self.since:
-            raise ConfigError(f"until ({self.until:%Y-%m-%dT%H:%M:%SZ}) must be after since")
+        if not EARLIEST <= self.since < self.until <= LATEST:
+            raise ConfigError(
+                f"the range must satisfy {EARLIEST:%Y-%m-%d} <= since < until <= "
+                f"{LATEST:%Y-%m-%d}; got {self.since.isoformat()} .. {self.until.isoformat()}"
+            )
         _known("group_by", self.group_by)
         if len(set(self.group_by)) != len(self.group_by):
             raise ConfigError("group_by names a field twice")

@@ -8,12 +8,12 @@ and migrates the database to the newest schema.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, Select, Update, select, text, update
+from sqlalchemy import Engine, Select, Update, func, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
 from spendgate.errors import ConfigError
@@ -124,6 +124,43 @@ class Store:
         with self._engine.connect() as connection:
             return [row_to_event(row) for row in connection.execute(query).mappings()]
 
+    def iter_events(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        filters: Mapping[str, str] | None = None,
+        chunk_size: int = 5000,
+    ) -> Iterator[list[Event]]:
+        """Every matching event, oldest first, in lists of up to ``chunk_size`` (one short
+        query per list, resuming after the last ``(ts, event_id)``: no long-held cursor)."""
+        after: tuple[datetime, str] | None = None
+        while True:
+            query = _events_query(since, until, filters or {}, chunk_size, oldest_first=True)
+            if after is not None:
+                query = query.where(tuple_(events.c.ts, events.c.event_id) > after)
+            with self._engine.connect() as connection:
+                chunk = [row_to_event(row) for row in connection.execute(query).mappings()]
+            if not chunk:
+                return
+            yield chunk
+            after = (chunk[-1].ts, chunk[-1].event_id)
+
+    def count_events(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        filters: Mapping[str, str] | None = None,
+    ) -> int:
+        """How many events ``iter_events`` would yield."""
+        inner = _events_query(since, until, filters or {}, MAX_LIMIT).limit(None).order_by(None)
+        query = select(func.count()).select_from(
+            inner.with_only_columns(events.c.event_id).subquery()
+        )
+        with self._engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     # -- API keys -----------------------------------------------------------------------------
 
     def create_key(self, record: KeyRecord) -> None:
@@ -176,6 +213,8 @@ def _events_query(
     until: datetime | None,
     filters: Mapping[str, str],
     limit: int,
+    *,
+    oldest_first: bool = False,
 ) -> Select[Any]:
     if not 1 <= limit <= MAX_LIMIT:
         raise ConfigError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
@@ -191,6 +230,8 @@ def _events_query(
         query = query.where(events.c.ts < _aware("until", until))
     for name, value in sorted(filters.items()):
         query = query.where(events.c[name] == value)
+    if oldest_first:
+        return query.order_by(events.c.ts, events.c.event_id).limit(limit)
     return query.order_by(events.c.ts.desc(), events.c.event_id.desc()).limit(limit)
 
 

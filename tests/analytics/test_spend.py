@@ -1,0 +1,200 @@
+"""Spend queries against hand-computed answers, on SQLite and PostgreSQL (spend_fixture.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from spendgate import analytics
+from spendgate.analytics import SpendQuery, SpendRow, spend
+from spendgate.errors import ConfigError
+from spendgate.store import Store, migrate
+from spendgate.store.spend import plan
+
+from spend_fixture import DAY, SINCE, UNTIL, at, events
+
+ENG_COST = Decimal("0.032345678901")  # e1 + e2 (+ e3 at $0; e5 unpriced)
+SALES_COST = Decimal("3.305")  # e4 + e6
+BIG = Decimal(27_000_000)  # e7..e9
+TOTAL = ENG_COST + SALES_COST + BIG
+
+
+@pytest.fixture
+def loaded(store: Store) -> Store:
+    assert store.insert_events(events()) == 9
+    return store
+
+
+def by(rows: list[SpendRow], field: str) -> dict[str | None, SpendRow]:
+    return {row.keys[field]: row for row in rows}
+
+
+def test_group_by_department_hand_computed(loaded: Store) -> None:
+    rows = by(spend(loaded, SpendQuery.of(SINCE, UNTIL, "department")), "department")
+    assert set(rows) == {"eng", "sales", None}
+    eng = rows["eng"]
+    assert (eng.requests, eng.errors, eng.unpriced) == (4, 1, 1)
+    assert (eng.input_tokens, eng.output_tokens) == (3110, 310)
+    assert (eng.cache_read_tokens, eng.cache_write_tokens, eng.total_tokens) == (500, 100, 4020)
+    assert eng.cost == ENG_COST and eng.error_cost == 0
+    assert eng.cost_per_request == ENG_COST / 4
+    assert eng.cost_per_1k_tokens == ENG_COST * 1000 / 4020
+    assert eng.cache_hit_rate == Decimal(500) / Decimal(3710)
+    # latencies 50, 300, 1200 ms: p50 interpolated in [200, 350), p95 in [1000, 1500)
+    assert (eng.latency_p50_ms, eng.latency_p95_ms) == (275.0, 1425.0)
+    sales = rows["sales"]
+    assert (sales.requests, sales.errors, sales.cost, sales.error_cost) == (
+        2,
+        1,
+        SALES_COST,
+        Decimal("0.005"),
+    )
+    assert rows[None].requests == 3 and rows[None].cost == BIG
+    assert eng.sessions is None and eng.cost_per_session is None  # not asked for
+
+
+def test_money_beyond_the_64_bit_picodollar_range_is_exact(loaded: Store) -> None:
+    total = analytics.totals(loaded, SINCE, UNTIL)
+    assert total.cost == TOTAL == Decimal("27000003.337345678901")
+    assert total.requests == 9 and total.unpriced == 1
+    assert total.to_dict()["cost"] == "27000003.337345678901"
+
+
+def test_sessions_and_workflows(loaded: Store) -> None:
+    query = SpendQuery.of(SINCE, UNTIL, "department", sessions=True)
+    rows = by(spend(loaded, query), "department")
+    eng, sales = rows["eng"], rows["sales"]
+    assert (eng.sessions, eng.session_cost, eng.cost_per_session) == (1, ENG_COST, ENG_COST)
+    assert (eng.workflows, eng.cost_per_workflow) == (0, None)
+    assert (sales.sessions, sales.session_cost) == (2, SALES_COST)
+    assert sales.cost_per_session == SALES_COST / 2
+    assert (sales.workflows, sales.workflow_cost) == (1, SALES_COST)
+    assert eng.cost == ENG_COST  # the raw-event path agrees with the rollups
+
+
+def test_range_edges_not_on_the_hour(loaded: Store) -> None:
+    since, until = at(0, 10, 30), at(2, 0)  # e2..e5; e1 before, e6 after
+    assert [p.source for p in plan(since, until, rollups=True, days=True)] == [
+        "events",
+        "hour",
+        "day",
+    ]
+    rows = by(spend(loaded, SpendQuery.of(since, until, "project")), "project")
+    assert {k: (r.requests, r.cost) for k, r in rows.items()} == {
+        "alpha": (2, Decimal("0.02")),
+        "beta": (1, Decimal(0)),
+        "gamma": (1, Decimal("0.005")),
+    }
+    shifted = by(
+        spend(loaded, SpendQuery.of(at(0, 10, 7), UNTIL, "department")),
+        "department",
+    )
+    assert (shifted["eng"].requests, shifted["eng"].cost) == (3, Decimal("0.02"))
+
+
+def test_daily_buckets_and_filled_series(loaded: Store) -> None:
+    rows = spend(loaded, SpendQuery.of(SINCE, UNTIL, bucket="day", order="bucket"))
+    assert [(r.bucket, r.requests, r.cost) for r in rows] == [
+        (at(0, 0), 4, Decimal("0.037345678901")),
+        (at(1, 0), 1, Decimal(0)),
+        (at(2, 0), 1, Decimal("3.3")),
+        (at(3, 0), 3, BIG),
+    ]
+    series = analytics.series(loaded, DAY - timedelta(days=1), at(2, 0), "day")
+    assert [(r.bucket, r.requests) for r in series] == [
+        (DAY - timedelta(days=1), 0),
+        (at(0, 0), 4),
+        (at(1, 0), 1),
+    ]
+
+
+def test_hourly_weekly_monthly_buckets(loaded: Store) -> None:
+    hourly = spend(
+        loaded,
+        SpendQuery.of(SINCE, UNTIL, bucket="hour", filters={"department": "eng"}, order="bucket"),
+    )
+    assert [(r.bucket, r.requests) for r in hourly] == [
+        (at(0, 10), 2),
+        (at(0, 11), 1),
+        (at(1, 9), 1),
+    ]
+    (week,) = spend(loaded, SpendQuery.of(SINCE, UNTIL, bucket="week"))
+    assert week.bucket == DAY - timedelta(days=1) and week.cost == TOTAL  # Monday 2026-03-09
+    (month,) = spend(loaded, SpendQuery.of(SINCE, UNTIL, bucket="month", sessions=True))
+    assert month.bucket == DAY.replace(day=1) and month.sessions == 3
+
+
+def test_filters_and_missing_values(loaded: Store) -> None:
+    (sales,) = spend(loaded, SpendQuery.of(SINCE, UNTIL, filters={"department": "sales"}))
+    assert sales.cost == SALES_COST
+    (nobody,) = spend(loaded, SpendQuery.of(SINCE, UNTIL, filters={"department": ""}))
+    assert (nobody.requests, nobody.cost) == (3, BIG)
+    (raw,) = spend(
+        loaded, SpendQuery.of(SINCE, UNTIL, filters={"department": "", "session_id": ""})
+    )
+    assert raw.requests == 3  # session_id forces raw events; "" still means "none"
+
+
+def test_order_limit_and_top(loaded: Store) -> None:
+    top2 = spend(loaded, SpendQuery.of(SINCE, UNTIL, "department", order="-cost", limit=2))
+    assert [r.keys["department"] for r in top2] == [None, "sales"]
+    fewest = spend(loaded, SpendQuery.of(SINCE, UNTIL, "department", order="requests"))
+    assert [r.keys["department"] for r in fewest] == ["sales", None, "eng"]
+    projects = analytics.top(loaded, "project", SINCE, UNTIL, n=2, filters={"department": "eng"})
+    assert [(r.keys["project"], r.cost) for r in projects] == [("alpha", ENG_COST), ("beta", 0)]
+
+
+def test_compare_with_the_previous_period(loaded: Store) -> None:
+    result = analytics.compare(loaded, at(2, 0), at(4, 0))
+    assert result.current.cost == Decimal("3.3") + BIG
+    assert result.previous.cost == Decimal("0.037345678901")
+    assert result.cost_change == (result.current.cost - result.previous.cost) / result.previous.cost
+
+
+def test_models_side_by_side_with_catalog_prices(loaded: Store) -> None:
+    found = {m.base_model: m for m in analytics.models(loaded, SINCE, UNTIL)}
+    assert next(iter(found)) == "anthropic.claude-sonnet-4-5"  # most expensive first
+    sonnet = found["anthropic.claude-sonnet-4-5"]
+    assert sonnet.spend.requests == 6
+    assert sonnet.price is not None and not sonnet.price.unpriced
+    doc = sonnet.to_dict()
+    assert doc["price"]["unpriced"] is False and Decimal(doc["price"]["input_per_1m"]) > 0
+    mystery = found["acme.mystery"]
+    assert mystery.spend.unpriced == 1 and mystery.to_dict()["price"]["unpriced"] is True
+
+
+def test_replayed_events_are_not_counted_twice(loaded: Store) -> None:
+    assert loaded.insert_events(events()[:4]) == 0  # a journal replay: all already stored
+    assert analytics.totals(loaded, SINCE, UNTIL).cost == TOTAL
+
+
+def test_migration_rolls_up_events_stored_before_it(loaded: Store) -> None:
+    migrate.downgrade(loaded.engine, "0001")
+    migrate.upgrade(loaded.engine)
+    total = analytics.totals(loaded, SINCE, UNTIL)
+    assert (total.requests, total.cost) == (9, TOTAL)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"group_by": "department,colour"}, "unknown group_by field colour"),
+        ({"group_by": "project,project"}, "names a field twice"),
+        ({"filters": {"prompt": "x"}}, "unknown filter field prompt"),
+        ({"bucket": "year"}, "unknown bucket 'year'"),
+        ({"order": "-vibes"}, "cannot order by 'vibes'"),
+        ({"limit": 0}, "limit must be between 1 and"),
+    ],
+)
+def test_bad_queries_say_what_is_wrong(arguments: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SpendQuery.of(SINCE, UNTIL, **arguments)  # type: ignore[arg-type]
+
+
+def test_a_range_must_be_ordered_and_aware() -> None:
+    with pytest.raises(ConfigError, match="since < until"):
+        SpendQuery.of(UNTIL, SINCE)
+    with pytest.raises(ConfigError, match="timezone-aware"):
+        SpendQuery.of(SINCE.replace(tzinfo=None), UNTIL)
