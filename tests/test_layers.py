@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "bedrock": {"errors"},
     "pricing": {"errors", "bedrock", "events"},
     "budgets": {"errors", "events", "bedrock", "pricing", "settings"},
-    "store": {"errors", "events", "bedrock", "pricing", "settings"},
+    "store": {"errors", "events", "bedrock", "pricing", "settings", "budgets"},  # budget rules
     "analytics": CORE | {"store", "budgets"},
     "recommend": CORE | {"store", "analytics"},
     "alerts": CORE | {"store", "analytics", "budgets"},

@@ -15,16 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from spendgate.budgets.model import Metric
 
 NANO = Decimal("1e9")
 
 
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """One budget's share of a call: ``amount`` units in ``bucket`` of ``budget_id``'s window."""
+class Hold(NamedTuple):
+    """One budget's share of a call: ``amount`` units in ``bucket`` of ``budget_id``'s window.
+    (A NamedTuple: several are built per call on the gateway's hot path.)"""
 
     budget_id: str
     bucket: int
@@ -77,16 +77,22 @@ class MemoryCounter:
 
     def __init__(self) -> None:
         self._buckets: dict[str, dict[int, list[int]]] = {}
+        self._newest: dict[str, int] = {}  # budget id -> newest bucket seen (prune when it moves)
 
     def _window(self, budget_id: str, bucket: int, slots: int) -> dict[int, list[int]]:
         buckets = self._buckets.setdefault(budget_id, {})
-        stale = [b for b in buckets if b <= bucket - slots]
-        for b in stale:
-            if buckets[b][1] == 0:  # keep a bucket that still holds reservations
-                del buckets[b]
+        if self._newest.get(budget_id) != bucket:
+            self._newest[budget_id] = bucket
+            stale = [b for b in buckets if b <= bucket - slots]
+            for b in stale:
+                if buckets[b][1] == 0:  # keep a bucket that still holds reservations
+                    del buckets[b]
         return buckets
 
     def _total(self, buckets: dict[int, list[int]], bucket: int, slots: int) -> tuple[int, int]:
+        if slots == 1:
+            pair = buckets.get(bucket)
+            return (pair[0], pair[1]) if pair else (0, 0)
         used = reserved = 0
         for b, (u, r) in buckets.items():
             if bucket - slots < b <= bucket:
@@ -117,11 +123,11 @@ class MemoryCounter:
         """``settle`` without a coroutine: the gateway calls it inline as a call finishes."""
         totals = []
         for hold, used in zip(holds, actual, strict=True):
-            buckets = self._buckets.setdefault(hold.budget_id, {})
+            buckets = self._window(hold.budget_id, hold.bucket, hold.slots)
             slot = buckets.setdefault(hold.bucket, [0, 0])
             slot[0] += used
             slot[1] = max(0, slot[1] - hold.amount)
-            current = max(buckets)
+            current = self._newest.get(hold.budget_id, hold.bucket)
             totals.append(self._total(buckets, current, hold.slots)[0])
         return totals
 
@@ -134,6 +140,8 @@ class MemoryCounter:
     async def seed(self, budget_id: str, bucket: int, used: int, ttl_s: int) -> None:
         held = sum(r for _, r in self._buckets.get(budget_id, {}).values())
         self._buckets[budget_id] = {bucket: [used, held]}
+        self._newest[budget_id] = bucket
 
     async def aclose(self) -> None:
         self._buckets.clear()
+        self._newest.clear()

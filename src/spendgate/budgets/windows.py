@@ -51,6 +51,29 @@ def span(budget: Budget, now: datetime) -> Span:
     return Span(int(start.timestamp()), 1, start, end, ttl)
 
 
+class Spans:
+    """``span`` with a memory: a calendar period is worked out once (then reused until it
+    ends), a rolling slot once per slot. The gateway asks for every matching budget of every
+    call, so this keeps time-zone arithmetic off the hot path."""
+
+    def __init__(self) -> None:
+        self._calendar: dict[tuple[Window, str], Span] = {}
+        self._rolling: dict[Window, Span] = {}
+
+    def __call__(self, budget: Budget, now: datetime) -> Span:
+        if budget.window.rolling:
+            known = self._rolling.get(budget.window)
+            slot = ROLLING_SECONDS[budget.window] // SLOTS
+            if known is None or known.bucket != int(now.timestamp()) // slot:
+                known = self._rolling[budget.window] = span(budget, now)
+            return known
+        key = (budget.window, budget.timezone)
+        period = self._calendar.get(key)
+        if period is None or not period.start <= now < period.end:
+            period = self._calendar[key] = span(budget, now)
+        return period
+
+
 def calendar_period(window: Window, timezone: str, now: datetime) -> tuple[datetime, datetime]:
     """(start, end) of the calendar day, week (from Monday) or month containing ``now``,
     in ``timezone``, as UTC datetimes. DST days are 23 or 25 hours long, as on a wall clock."""

@@ -43,7 +43,7 @@ from spendgate.budgets.estimate import (
 from spendgate.budgets.matching import BudgetIndex, Subject
 from spendgate.budgets.model import Action, Budget, Metric
 from spendgate.budgets.status import BudgetStatus, amount_text, iso, plain
-from spendgate.budgets.windows import Span, span
+from spendgate.budgets.windows import Spans, span
 from spendgate.errors import AwsError
 from spendgate.events import ATTRIBUTION_FIELDS, Event
 from spendgate.gateway.metering import Call
@@ -89,13 +89,19 @@ class Guard:
             Decimal(settings.unpriced_output_usd_per_mtok),
         )
         self._inline = isinstance(counter, MemoryCounter)
+        self._limits: dict[str, int | None] = {}  # budget id -> limit in units (None: alert)
+        self._spans = Spans()
         self._pending: set[asyncio.Task[None]] = set()
 
     def use(self, budgets: list[Budget]) -> list[Budget]:
         """Enforce ``budgets`` from now on; returns the ones that are new or changed."""
         before = self.index.budgets
-        self.index = BudgetIndex(budgets)
-        return [b for b in self.index.budgets.values() if before.get(b.id) != b]
+        index = BudgetIndex(budgets)
+        self._limits = {
+            b.id: to_units(b.metric, b.limit) if b.blocks else None for b in index.budgets.values()
+        }
+        self.index = index
+        return [b for b in index.budgets.values() if before.get(b.id) != b]
 
     # -- before forwarding -------------------------------------------------------------------
 
@@ -103,11 +109,11 @@ class Guard:
         if not self.index.budgets:
             return
         for attempt in (0, 1):
-            budgets = self.index.match(_subject(call))
+            budgets = self.index.match(subject(call))
             if not budgets:
                 return
             worst = self._worst_case(call, doc)
-            holds = [_hold(b, worst, call.started, reserve=True) for b in budgets]
+            holds = self._holds(budgets, worst, call.started)
             over = await self.counter.reserve(holds)
             if not over:
                 call.reservation = Reservation(budgets, holds, worst)
@@ -120,6 +126,18 @@ class Guard:
             if blocking or attempt or not self._downgrade(call, stop):
                 call.budget_decision = f"denied:{stop.id}"
                 raise await self._denial(stop, holds[budgets.index(stop)], call, worst)
+
+    def _holds(self, budgets: list[Budget], worst: Use, now: datetime) -> list[Hold]:
+        amounts: dict[Metric, int] = {}
+        holds = []
+        for b in budgets:
+            amount = amounts.get(b.metric)
+            if amount is None:
+                amount = amounts[b.metric] = _amount(b.metric, worst, reserve=True)
+            where = self._spans(b, now)
+            limit = self._limits.get(b.id)
+            holds.append(Hold(b.id, where.bucket, where.slots, amount, limit, where.ttl_s))
+        return holds
 
     def _worst_case(self, call: Call, doc: Mapping[str, Any] | None) -> Use:
         assert call.resolved is not None
@@ -183,7 +201,10 @@ class Guard:
             return
         call.reservation = None
         use = self._actual(event, reservation.worst)
-        actual = [_amount(b, use, reserve=False) for b in reservation.budgets]
+        amounts = {
+            m: _amount(m, use, reserve=False) for m in {b.metric for b in reservation.budgets}
+        }
+        actual = [amounts[b.metric] for b in reservation.budgets]
         if self._inline:
             assert isinstance(self.counter, MemoryCounter)
             totals = self.counter.settle_now(reservation.holds, actual)
@@ -217,7 +238,9 @@ class Guard:
 
     def _alerts(self, reservation: Reservation, actual: list[int], totals: list[int]) -> None:
         for budget, used, total in zip(reservation.budgets, actual, totals, strict=True):
-            limit = to_units(budget.metric, budget.limit)
+            limit = self._limits.get(budget.id) or to_units(budget.metric, budget.limit)
+            if not budget.thresholds or total * 100 < limit * budget.thresholds[0]:
+                continue  # below the first threshold: the common case
             for threshold in budget.thresholds:
                 mark = limit * threshold / 100
                 if total - used < mark <= total:
@@ -266,7 +289,7 @@ class Guard:
             await self.counter.aclose()
 
 
-def _subject(call: Call) -> Subject:
+def subject(call: Call) -> Subject:
     values: dict[str, str | None] = {f: call.attribution.get(f) for f in ATTRIBUTION_FIELDS}
     resolved = call.resolved
     ref = resolved.ref if resolved else None
@@ -286,15 +309,8 @@ def _catalog_max(price: Price | None, call: Call) -> int | None:
     return info.max_output_tokens if info else None
 
 
-def _amount(budget: Budget, use: Use, *, reserve: bool) -> int:
-    return to_units(budget.metric, use.of(budget.metric), reserve=reserve)
-
-
-def _hold(budget: Budget, use: Use, now: datetime, *, reserve: bool) -> Hold:
-    where: Span = span(budget, now)
-    limit = to_units(budget.metric, budget.limit) if budget.blocks else None
-    amount = _amount(budget, use, reserve=reserve)
-    return Hold(budget.id, where.bucket, where.slots, amount, limit, where.ttl_s)
+def _amount(metric: Metric, use: Use, *, reserve: bool) -> int:
+    return to_units(metric, use.of(metric), reserve=reserve)
 
 
 def _round(budget: Budget, amount: Decimal) -> Decimal:
