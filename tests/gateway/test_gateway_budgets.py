@@ -256,3 +256,13 @@ def test_sentry_metrics_count_approved_denied_and_failed(tmp_path: Path, tls: TL
             'cost_center="cc-9",environment="",model="amazon.nova-lite-v1:0",'
             'model_id="amazon.nova-lite-v1:0"} 1.0'
         ) in text
+
+
+def test_a_config_budget_is_enforced(tmp_path: Path, tls: TLS) -> None:
+    budgets = [{"name": "one", "metric": "requests", "window": "calendar_day", "limit": 1}]
+    with running(tmp_path, tls, budgets=budgets) as env:
+        body = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
+        assert env.post("/model/amazon.nova-lite-v1:0/converse", body).status_code == 200
+        denied = env.post("/model/amazon.nova-lite-v1:0/converse", body)
+        assert denied.status_code == 400
+        assert denied.json()["budgetId"] == "cfg_one"
