@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from spendgate.budgets.model import Action, Budget, Metric, Window
 from spendgate.cli.main import main
+from spendgate.events import Event
 from spendgate.store import open_store
 from spendgate.store.budgets import delete_budget, get_budget, list_budgets
+
+from helpers import require_service
 
 SPENDGATE = str(Path(sys.executable).with_name("spendgate"))
 
@@ -364,3 +369,123 @@ def test_the_installed_command(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2 and bad.stderr.startswith("Error: a budget named")
     assert bad.stderr.count("\n") == 1
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+def store_events(db: str, *events: Event) -> None:
+    with open_store(db) as store:
+        store.insert_events(list(events))
+
+
+def metered(hours_ago: float, cost: str, **attribution: str) -> Event:
+    return Event(
+        ts=datetime.now(UTC) - timedelta(hours=hours_ago),
+        operation="Converse",
+        model_id="anthropic.claude-3-haiku-20240307-v1:0",
+        base_model="anthropic.claude-3-haiku-20240307-v1:0",
+        provider="anthropic",
+        input_tokens=1000,
+        output_tokens=200,
+        cost_usd=Decimal(cost),
+        **attribution,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def spent_db(cli: Cli, db: str) -> tuple[str, str, str]:
+    """Two budgets over the last day, and events in and out of their scope and window."""
+    dollars = created_id(
+        cli,
+        db,
+        *("--name", "sales daily", "--scope", "department=sales", "--metric"),
+        *("cost_usd", "--window", "day", "--limit", "10"),
+    )
+    calls = created_id(
+        cli,
+        db,
+        *("--name", "sales calls", "--scope", "department=sales,model=anthropic.*"),
+        *("--metric", "requests", "--window", "day", "--limit", "100"),
+    )
+    store_events(
+        db,
+        metered(1, "1.25", department="sales"),
+        metered(2, "0.75", department="sales"),
+        metered(1, "5.00", department="eng"),  # another scope
+        metered(30, "3.00", department="sales"),  # before the window
+    )
+    return db, dollars, calls
+
+
+def test_status_reads_spend_from_the_stored_events(
+    cli: Cli, spent_db: tuple[str, str, str]
+) -> None:
+    db, dollars, calls = spent_db
+    docs = {d["budget"]["id"]: d for d in json.loads(cli.ok("status", "--db", db, "--json"))}
+    assert Decimal(docs[dollars]["spent"]) == Decimal("2.00")
+    assert Decimal(docs[dollars]["remaining"]) == Decimal("8.00")
+    assert Decimal(docs[dollars]["reserved"]) == 0
+    assert docs[dollars]["percent"] == "20.0"
+    assert Decimal(docs[calls]["spent"]) == 2
+    resets = datetime.fromisoformat(docs[dollars]["resets_at"])
+    assert datetime.now(UTC) < resets <= datetime.now(UTC) + timedelta(days=1)
+    assert {"window_start", "projected", "thresholds_crossed", "as_of"} <= set(docs[dollars])
+
+
+def test_status_of_one_budget_and_as_a_table(cli: Cli, spent_db: tuple[str, str, str]) -> None:
+    db, dollars, calls = spent_db
+    doc = json.loads(cli.ok("status", dollars, "--db", db, "--json"))
+    assert doc["budget"]["id"] == dollars and Decimal(doc["spent"]) == Decimal("2.00")
+    lines = cli.ok("status", "--db", db).splitlines()
+    assert lines[0].split()[:5] == ["ID", "NAME", "SPENT", "RESERVED", "REMAINING"]
+    row = next(line for line in lines if line.startswith(dollars))
+    for text in ("sales daily", "$2.00", "$8.00", "$10.00", "20.0%"):
+        assert text in row
+    row = next(line for line in lines if line.startswith(calls))
+    assert "2 requests" in row and "98 requests" in row
+    assert "no budget with id 'bgt_nope'" in cli.fails("status", "bgt_nope", "--db", db)
+
+
+def test_status_includes_the_config_files_budgets(cli: Cli, tmp_path: Path, db: str) -> None:
+    config = tmp_path / "spendgate.toml"
+    config.write_text(
+        f'[gateway]\ndb = "{db}"\n\n[[gateway.budgets]]\nname = "hourly calls"\n'
+        'metric = "requests"\nwindow = "hour"\nlimit = 10\nscope = "department=sales"\n',
+        encoding="utf-8",
+    )
+    store_events(db, metered(0.1, "0.01", department="sales"))
+    docs = json.loads(cli.ok("status", "--config", str(config), "--json"))
+    (doc,) = docs
+    assert doc["budget"]["name"] == "hourly calls" and doc["budget"]["rate_limit"] is True
+    assert Decimal(doc["spent"]) == 1
+
+
+@pytest.mark.redis
+def test_status_from_the_counters_in_redis(
+    cli: Cli, spent_db: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_service("Redis", "127.0.0.1", 6379)
+    prefix = f"sgtest-{secrets.token_hex(4)}"
+    monkeypatch.setenv("SPENDGATE_GATEWAY_REDIS_PREFIX", prefix)
+    db, dollars, _ = spent_db
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        doc = json.loads(cli.ok("status", dollars, "--db", db, "--redis", url, "--json"))
+        assert Decimal(doc["spent"]) == Decimal("2.00")  # seeded from the events
+        client = redis.Redis.from_url(url)
+        assert client.keys(f"{prefix}*"), "the counter lives in Redis"
+        store_events(db, metered(0.5, "4.00", department="sales"))
+        doc = json.loads(cli.ok("status", dollars, "--db", db, "--redis", url, "--json"))
+        assert Decimal(doc["spent"]) == Decimal("2.00")  # Redis keeps the count, not the events
+    finally:
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+        client.close()
+
+
+def test_an_unreachable_redis_is_one_line(cli: Cli, spent_db: tuple[str, str, str]) -> None:
+    db = spent_db[0]
+    err = cli.fails("status", "--db", db, "--redis", "redis://127.0.0.1:1/0", code=1)
+    assert "cannot read the budget counters in Redis" in err

@@ -221,14 +221,14 @@ def test_list_shows_every_budget_with_its_status(api: str, gateway: Gateway) -> 
     assert [b["id"] for b in listed] == [first["id"], second["id"]]  # oldest first
     assert {k: v for k, v in listed[0].items() if k != "status"} == first
     assert listed[0]["status"] == {
-        "spent": "12.50",
+        "spent": "12.5",
         "reserved": "0.25",
         "remaining": "1487.75",
-        "limit": "1500.50",
+        "limit": "1500.5",
         "percent": "0.8",
         "window_start": "2025-06-01T12:00:00Z",
         "resets_at": "2025-07-01T12:00:00Z",
-        "projected": "375.00",
+        "projected": "375",
         "thresholds_crossed": [],
         "as_of": "2025-06-01T13:00:00Z",
     }
@@ -243,8 +243,8 @@ def test_status_is_the_gateways_live_status(api: str, gateway: Gateway) -> None:
     assert doc["budget"] == {
         k: v for k, v in created.items() if k not in ("created_at", "updated_at")
     }
-    assert (doc["spent"], doc["reserved"], doc["remaining"]) == ("12.50", "0.25", "1487.75")
-    assert (doc["resets_at"], doc["projected"]) == ("2025-07-01T12:00:00Z", "375.00")
+    assert (doc["spent"], doc["reserved"], doc["remaining"]) == ("12.5", "0.25", "1487.75")
+    assert (doc["resets_at"], doc["projected"]) == ("2025-07-01T12:00:00Z", "375")
     assert gateway.asked == [created["id"]]
 
 

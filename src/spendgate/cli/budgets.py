@@ -7,23 +7,30 @@ change within ``budget_refresh_s``; the admin API applies it at once.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from redis.exceptions import RedisError
 
 from spendgate.budgets.model import Action, Budget, Metric, Window
-from spendgate.budgets.status import amount_text
+from spendgate.budgets.status import BudgetStatus, amount_text, status_to_dict
 from spendgate.cli.options import (
+    gateway_settings,
     gateway_store,
     json_option,
     print_json,
     print_table,
+    store_at,
     store_options,
 )
 from spendgate.errors import ConfigError
 from spendgate.gateway.budget_routes import budget_json, merge_budget, new_budget
+from spendgate.gateway.budget_sync import config_budgets, offline_status
+from spendgate.settings import GatewaySettings
 from spendgate.store.budgets import (
     create_budget,
     delete_budget,
@@ -31,8 +38,20 @@ from spendgate.store.budgets import (
     list_budgets,
     update_budget,
 )
+from spendgate.store.db import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+STATUS_HEADER = (
+    "ID",
+    "NAME",
+    "SPENT",
+    "RESERVED",
+    "REMAINING",
+    "LIMIT",
+    "USED",
+    "RESETS AT",
+    "PROJECTED",
+)
 HEADER = ("ID", "NAME", "SCOPE", "METRIC", "WINDOW", "LIMIT", "ACTION", "ALERTS AT", "ENABLED")
 
 
@@ -222,3 +241,62 @@ def delete(budget_id: str, as_json: bool, db: str | None, config_file: Path | No
         print_json(budget_json(budget))
     else:
         click.echo(f"Deleted {_describe(budget)}.")
+
+
+@budgets.command()
+@click.argument("budget_id", required=False)
+@click.option(
+    "--redis",
+    "redis_url",
+    help="redis://host:6379/0: read the counters the gateways share (default: the redis_url "
+    "setting; without one, spend comes from the stored events).",
+)
+@json_option
+@store_options
+def status(
+    budget_id: str | None,
+    redis_url: str | None,
+    as_json: bool,
+    db: str | None,
+    config_file: Path | None,
+) -> None:
+    """Spent, reserved, remaining, reset time and projection of every budget (or BUDGET_ID)."""
+    settings = gateway_settings({"db": db, "redis_url": redis_url}, config_file)
+    now = datetime.now(UTC)
+    with store_at(settings.db) as store:
+        found = {b.id: b for b in [*config_budgets(settings.budgets), *list_budgets(store)]}
+        chosen = list(found.values()) if budget_id is None else [found.get(budget_id)]
+        if None in chosen:
+            raise _unknown(str(budget_id))
+        statuses = _statuses(store, [b for b in chosen if b is not None], now, settings)
+    if as_json:
+        docs = [status_to_dict(s) for s in statuses]
+        print_json(docs[0] if budget_id else docs)
+    elif not statuses:
+        click.echo("No budgets yet: create one with 'spendgate budgets create'.", err=True)
+    else:
+        print_table([list(STATUS_HEADER), *(_status_row(s) for s in statuses)])
+
+
+def _statuses(
+    store: Store, chosen: list[Budget], now: datetime, settings: GatewaySettings
+) -> list[BudgetStatus]:
+    try:
+        return asyncio.run(offline_status(store, chosen, now, settings=settings))
+    except (RedisError, OSError) as err:
+        raise click.ClickException(f"cannot read the budget counters in Redis: {err}") from None
+
+
+def _status_row(status: BudgetStatus) -> list[str]:
+    budget = status.budget
+    return [
+        budget.id,
+        budget.name,
+        amount_text(budget, status.spent),
+        amount_text(budget, status.reserved),
+        amount_text(budget, status.remaining),
+        amount_text(budget, budget.limit),
+        f"{status.percent}%",
+        status.resets_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        amount_text(budget, status.projected),
+    ]
