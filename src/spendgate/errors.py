@@ -4,6 +4,7 @@
     ├── ConfigError                bad settings, config file or CLI argument (CLI exit code 2)
     ├── DataError                  bad input data: a catalog, overrides or fixture file (exit 2)
     ├── EventStreamError           a malformed or corrupted application/vnd.amazon.eventstream frame
+    ├── CounterUnavailable         the budget counters (Redis) cannot be reached
     ├── UpstreamError              (gateway/http1.py) no response from Bedrock: .kind connect|tls|…
     │   └── UpstreamTimeout        connect, first byte or idle-stream timeout
     └── AwsError                   anything reported on the Bedrock routes as an AWS-style error;
@@ -60,6 +61,10 @@ class DataError(SpendgateError):
 
 class EventStreamError(SpendgateError):
     """An event-stream frame is truncated, oversized or fails its CRC check."""
+
+
+class CounterUnavailable(SpendgateError):
+    """The budget counters' server (Redis) did not answer."""
 
 
 class AwsError(SpendgateError):

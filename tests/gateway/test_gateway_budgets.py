@@ -19,7 +19,7 @@ from botocore.config import Config
 from spendgate.settings import SimSettings
 
 from gateway_env import Env, running
-from helpers import TLS, require_service, tracked
+from helpers import TLS, free_port, require_service, tracked
 
 TOKEN = "budget-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -266,3 +266,19 @@ def test_a_config_budget_is_enforced(tmp_path: Path, tls: TLS) -> None:
         denied = env.post("/model/amazon.nova-lite-v1:0/converse", body)
         assert denied.status_code == 400
         assert denied.json()["budgetId"] == "cfg_one"
+
+
+def test_budgets_fail_closed_when_redis_is_unreachable(tmp_path: Path, tls: TLS) -> None:
+    budgets = [
+        {"name": "x", "scope": "project=x", "metric": "requests", "window": "hour", "limit": 9}
+    ]
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    with running(tmp_path, tls, admin_token=TOKEN, budgets=budgets, redis_url=down) as env:
+        body = converse()
+        free = env.post(f"/model/{NOVA}/converse", body, headers={"X-Project": "y"})
+        assert free.status_code == 200  # no budget applies: Redis is not asked
+        held = env.post(f"/model/{NOVA}/converse", body, headers={"X-Project": "x"})
+        assert held.status_code == 503
+        assert held.headers["x-amzn-ErrorType"] == "ServiceUnavailableException"
+        assert "cannot check budgets" in held.json()["message"]
+        assert "Redis at redis://127.0.0.1" in held.json()["message"]

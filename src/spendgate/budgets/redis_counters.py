@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from spendgate.budgets.counters import Hold, Level
-from spendgate.errors import ConfigError
+from spendgate.errors import ConfigError, CounterUnavailable
 
 MAX_CONNECTIONS = 64  # more concurrent calls wait for a connection (up to 5 s)
 
@@ -108,6 +109,7 @@ class RedisCounter:
         except ValueError as err:
             raise ConfigError(f"redis_url {url!r} is not a Redis URL: {err}") from None
         self._redis = Redis.from_pool(pool)  # closing the client closes the pool
+        self._where = url.rsplit("@", 1)[-1]  # never a password in a message
         self._prefix = prefix
         self._reserve = self._redis.register_script(RESERVE)
         self._settle = self._redis.register_script(SETTLE)
@@ -117,32 +119,33 @@ class RedisCounter:
     def key(self, budget_id: str) -> str:
         return f"{self._prefix}:budget:{budget_id}"
 
-    async def ping(self) -> None:
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         try:
-            await self._redis.ping()
+            return await script(keys=keys, args=args)
         except (RedisError, OSError) as err:
-            raise ConfigError(f"cannot reach Redis for budget counters: {err}") from None
+            raise CounterUnavailable(f"Redis at {self._where} did not answer: {err}") from None
 
     async def reserve(self, holds: Sequence[Hold]) -> list[int]:
         args: list[Any] = []
         for h in holds:
             args += [h.bucket, h.slots, h.amount, -1 if h.limit is None else h.limit, h.ttl_s]
-        over = await self._reserve(keys=[self.key(h.budget_id) for h in holds], args=args)
+        over = await self._run(self._reserve, [self.key(h.budget_id) for h in holds], args)
         return [int(i) for i in over]
 
     async def settle(self, holds: Sequence[Hold], actual: Sequence[int]) -> list[int]:
         args: list[Any] = []
         for h, used in zip(holds, actual, strict=True):
             args += [h.bucket, h.slots, h.amount, used, h.ttl_s]
-        totals = await self._settle(keys=[self.key(h.budget_id) for h in holds], args=args)
+        totals = await self._run(self._settle, [self.key(h.budget_id) for h in holds], args)
         return [int(t) for t in totals]
 
     async def level(self, budget_id: str, bucket: int, slots: int) -> Level:
-        used, reserved, oldest = await self._level(keys=[self.key(budget_id)], args=[bucket, slots])
-        return Level(int(used), int(reserved), None if int(oldest) < 0 else int(oldest))
+        found = await self._run(self._level, [self.key(budget_id)], [bucket, slots])
+        used, reserved, oldest = (int(v) for v in found)
+        return Level(used, reserved, None if oldest < 0 else oldest)
 
     async def seed(self, budget_id: str, bucket: int, used: int, ttl_s: int) -> None:
-        await self._seed(keys=[self.key(budget_id)], args=[bucket, used, ttl_s])
+        await self._run(self._seed, [self.key(budget_id)], [bucket, used, ttl_s])
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from spendgate.bedrock.metadata import metadata_problems
-from spendgate.errors import ConfigError
+from spendgate.errors import ConfigError, CounterUnavailable
 from spendgate.events import Event
 from spendgate.gateway.keys import hash_key, key_prefix, new_key, new_key_id
 from spendgate.gateway.middleware import AdminAuth, BodyLimit, JsonErrors, json_error
@@ -285,13 +285,15 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _api(handler: Handler) -> Handler:
-    """Turns a ConfigError into a 400."""
+    """Turns a ConfigError into a 400, unreachable budget counters into a 503."""
 
     async def endpoint(request: Request) -> Response:
         try:
             return await handler(request)
         except ConfigError as err:
             return json_error(400, str(err))
+        except CounterUnavailable as err:
+            return json_error(503, f"budget counters unavailable: {err}")
 
     return endpoint
 

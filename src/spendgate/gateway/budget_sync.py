@@ -21,13 +21,15 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from spendgate.budgets.counters import Counter, MemoryCounter, to_units
 from spendgate.budgets.estimate import MILLION
 from spendgate.budgets.model import Budget, Metric, budget_from_dict
 from spendgate.budgets.redis_counters import RedisCounter
 from spendgate.budgets.status import BudgetStatus
 from spendgate.budgets.windows import span
-from spendgate.errors import ConfigError, SpendgateError
+from spendgate.errors import ConfigError, CounterUnavailable, SpendgateError
 from spendgate.gateway.guard import Guard
 from spendgate.settings import GatewaySettings
 from spendgate.store.budget_usage import Usage, usage_since
@@ -71,6 +73,7 @@ class BudgetSync:
         self.refresh_s = refresh_s
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._unseeded: set[str] = set()
 
     async def start(self) -> None:
         await self.load()
@@ -84,10 +87,20 @@ class BudgetSync:
         await self.guard.drain()
 
     async def load(self) -> None:
+        """Reload the definitions; seed new or changed budgets (retried at the next load when
+        the counters or the store are unreachable; until then Redis is asked as it is)."""
         stored = await asyncio.to_thread(list_budgets, self.store)
         fresh = self.guard.use([*self.configured, *stored])
-        for budget in fresh:
-            await self.seed(budget)
+        self._unseeded |= {b.id for b in fresh}
+        for budget in self.guard.index.budgets.values():
+            if budget.id not in self._unseeded:
+                continue
+            try:
+                await self.seed(budget)
+            except CounterUnavailable as err:
+                log.warning("could not seed budget %s: %s", budget.id, err)
+                return
+            self._unseeded.discard(budget.id)
 
     async def seed(self, budget: Budget) -> None:
         now = self.clock()
@@ -105,8 +118,8 @@ class BudgetSync:
                 await self.load()
             except SpendgateError as err:
                 log.warning("could not refresh budgets: %s", err)
-            except Exception:  # the store is down: keep enforcing what we have
-                log.exception("could not refresh budgets")
+            except SQLAlchemyError as err:  # the store is down: keep enforcing what we have
+                log.warning("could not refresh budgets from the store: %s", err)
 
 
 def used_amount(metric: Metric, usage: Usage, input_rate: Decimal, output_rate: Decimal) -> Decimal:

@@ -44,7 +44,7 @@ from spendgate.budgets.matching import BudgetIndex, Subject
 from spendgate.budgets.model import Action, Budget, Metric
 from spendgate.budgets.status import BudgetStatus, amount_text, iso, plain
 from spendgate.budgets.windows import Spans, span
-from spendgate.errors import AwsError
+from spendgate.errors import AwsError, CounterUnavailable
 from spendgate.events import ATTRIBUTION_FIELDS, Event
 from spendgate.gateway.metering import Call
 from spendgate.gateway.resolution import resolve
@@ -114,7 +114,12 @@ class Guard:
                 return
             worst = self._worst_case(call, doc)
             holds = self._holds(budgets, worst, call.started)
-            over = await self.counter.reserve(holds)
+            try:
+                over = await self.counter.reserve(holds)
+            except CounterUnavailable as err:  # fail closed: a budget is never silently off
+                raise AwsError(
+                    "ServiceUnavailableException", f"spendgate cannot check budgets now: {err}"
+                ) from None
             if not over:
                 call.reservation = Reservation(budgets, holds, worst)
                 if call.budget_decision is None:
@@ -217,8 +222,8 @@ class Guard:
     async def _settle(self, reservation: Reservation, actual: list[int]) -> None:
         try:
             totals = await self.counter.settle(reservation.holds, actual)
-        except Exception:  # the counter's store is down: the hold stays until it expires
-            log.exception("could not settle a budget reservation")
+        except CounterUnavailable as err:  # the hold stays until its window expires
+            log.warning("could not settle a budget reservation: %s", err)
             return
         self._alerts(reservation, actual, totals)
 
