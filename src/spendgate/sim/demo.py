@@ -242,6 +242,49 @@ def create_keys(
     return keys
 
 
+def budgets() -> tuple[dict[str, Any], ...]:
+    """The demo's budgets (admin API form): one alert, one cost cap, and a rate limit that
+    stops the looping agent once it has made 200 calls in an hour."""
+    return (
+        {
+            "name": "support monthly",
+            "scope": {"department": "support"},
+            "metric": "cost_usd",
+            "window": "calendar_month",
+            "limit": "25",
+            "action": "alert",
+        },
+        {
+            "name": "engineering daily",
+            "scope": {"department": "engineering"},
+            "metric": "cost_usd",
+            "window": "calendar_day",
+            "limit": "20",
+        },
+        {
+            "name": "sql-fixer loop guard",
+            "scope": {"agent": "sql-fixer"},
+            "metric": "requests",
+            "window": "hour",
+            "limit": "200",
+        },
+    )
+
+
+def create_budgets(client: httpx.Client, admin_token: str) -> int:
+    """Create the demo budgets through the admin API; those that exist already (a demo folder
+    used before) are kept. Returns how many were created."""
+    made = 0
+    for doc in budgets():
+        answer = client.post(
+            "/api/v1/budgets", json=doc, headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        if answer.status_code != 409:
+            answer.raise_for_status()
+            made += 1
+    return made
+
+
 class Traffic:
     """Sends planned calls to the gateway from ``workers`` threads until stopped or done."""
 
