@@ -20,6 +20,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spendgate.analytics.query import money_text
 from spendgate.events import Event
 
 FORMATS = ("csv", "json", "parquet")
@@ -39,15 +40,11 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _money(amount: Decimal | None) -> str | None:
-    return None if amount is None else format(amount, "f")
-
-
 def record(event: Event) -> dict[str, Any]:
     """``event`` as a flat JSON-ready dict (times ISO, money as a decimal string)."""
     doc = event.to_dict()
     doc["ts"], doc["ts_end"] = _iso(event.ts), _iso(event.ts_end)
-    doc["cost_usd"] = _money(event.cost_usd)
+    doc["cost_usd"] = money_text(event.cost_usd)
     return doc
 
 

@@ -1,4 +1,4 @@
-"""``spendgate serve``: run the metering gateway."""
+"""``spendgate serve``: run the metering gateway with the analytics API (``spendgate.web.app``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from spendgate.cli.options import config_option, gateway_settings, run_server, tls_options
-from spendgate.gateway.app import create_app
+from spendgate.web.app import create_app
 
 
 @click.command()
