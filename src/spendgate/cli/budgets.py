@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from redis.exceptions import RedisError
 
 from spendgate.budgets.model import Action, Budget, Metric, Window
 from spendgate.budgets.status import BudgetStatus, amount_text, status_to_dict
@@ -30,7 +29,6 @@ from spendgate.cli.options import (
 from spendgate.errors import ConfigError
 from spendgate.gateway.budget_routes import budget_json, merge_budget, new_budget
 from spendgate.gateway.budget_sync import config_budgets, offline_status
-from spendgate.settings import GatewaySettings
 from spendgate.store.budgets import (
     create_budget,
     delete_budget,
@@ -38,7 +36,6 @@ from spendgate.store.budgets import (
     list_budgets,
     update_budget,
 )
-from spendgate.store.db import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATUS_HEADER = (
@@ -268,7 +265,8 @@ def status(
         chosen = list(found.values()) if budget_id is None else [found.get(budget_id)]
         if None in chosen:
             raise _unknown(str(budget_id))
-        statuses = _statuses(store, [b for b in chosen if b is not None], now, settings)
+        budgets_now = [b for b in chosen if b is not None]
+        statuses = asyncio.run(offline_status(store, budgets_now, now, settings=settings))
     if as_json:
         docs = [status_to_dict(s) for s in statuses]
         print_json(docs[0] if budget_id else docs)
@@ -276,15 +274,6 @@ def status(
         click.echo("No budgets yet: create one with 'spendgate budgets create'.", err=True)
     else:
         print_table([list(STATUS_HEADER), *(_status_row(s) for s in statuses)])
-
-
-def _statuses(
-    store: Store, chosen: list[Budget], now: datetime, settings: GatewaySettings
-) -> list[BudgetStatus]:
-    try:
-        return asyncio.run(offline_status(store, chosen, now, settings=settings))
-    except (RedisError, OSError) as err:
-        raise click.ClickException(f"cannot read the budget counters in Redis: {err}") from None
 
 
 def _status_row(status: BudgetStatus) -> list[str]:
