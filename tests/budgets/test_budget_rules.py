@@ -57,6 +57,10 @@ def test_a_budget_round_trips_through_its_json_form() -> None:
         ({"timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"thresholds": "fifty"}, "whole percentages"),
         ({"colour": "red"}, "unknown budget field"),
+        ({"scope": ["department=sales"]}, "a scope is"),
+        ({"thresholds": 5}, "alert thresholds are"),
+        ({"action": "downgrade", "downgrade_to": 3}, "downgrade_to must be a model id"),
+        ({"name": "   "}, "non-blank"),
     ],
 )
 def test_bad_definitions_say_what_is_wrong(fields: dict[str, object], message: str) -> None:
@@ -65,6 +69,7 @@ def test_bad_definitions_say_what_is_wrong(fields: dict[str, object], message: s
 
 
 def test_scope_aliases_map_to_event_fields() -> None:
+    assert parse_scope({"key_id": "k2"}) == {"key_id": "k2"}  # the JSON form reads back
     assert parse_scope("user=alice, key=k1, session=s") == {
         "user_id": "alice",
         "key_id": "k1",

@@ -39,6 +39,7 @@ SCOPE_FIELDS: dict[str, str] = {
     "session": "session_id",
     "workflow": "workflow_id",
     "key": "key_id",
+    "key_id": "key_id",
     "model": "model",
     "provider": "provider",
 }
@@ -146,6 +147,10 @@ def parse_scope(spec: str | Mapping[str, Any] | None) -> dict[str, str]:
     """``"department=sales,model=anthropic.*"`` (or a mapping) -> canonical scope."""
     if spec is None:
         return {}
+    check(
+        isinstance(spec, str | Mapping),
+        'a scope is "field=value,..." or a table of field = value',
+    )
     items: list[tuple[str, Any]]
     if isinstance(spec, str):
         items = []
@@ -185,6 +190,10 @@ def parse_limit(value: Any) -> Decimal:
 def parse_thresholds(value: Any) -> tuple[int, ...]:
     if value is None:
         return DEFAULT_THRESHOLDS
+    check(
+        isinstance(value, str | list | tuple),
+        'alert thresholds are "50,80,100" or a list of percentages',
+    )
     parts = value.split(",") if isinstance(value, str) else list(value)
     try:
         out = tuple(sorted({int(str(p).strip().removesuffix("%")) for p in parts if str(p)}))
@@ -223,7 +232,9 @@ def budget_from_dict(data: Mapping[str, Any], *, budget_id: str | None = None) -
     enabled = data.get("enabled", True)
     check(isinstance(enabled, bool), "enabled must be true or false")
     name = data["name"]
-    check(isinstance(name, str), "a budget name must be a string")
+    check(isinstance(name, str) and bool(name.strip()), "a budget name must be a non-blank string")
+    downgrade_to = data.get("downgrade_to") or None
+    check(downgrade_to is None or isinstance(downgrade_to, str), "downgrade_to must be a model id")
     return Budget(
         id=budget_id or str(data.get("id") or new_budget_id()),
         name=name,
@@ -232,7 +243,7 @@ def budget_from_dict(data: Mapping[str, Any], *, budget_id: str | None = None) -
         window=enum_value(Window, data["window"], "window"),
         limit=parse_limit(data["limit"]),
         action=enum_value(Action, data.get("action", "block"), "action"),
-        downgrade_to=data.get("downgrade_to") or None,
+        downgrade_to=downgrade_to,
         thresholds=parse_thresholds(data.get("thresholds")),
         timezone=str(data.get("timezone") or "UTC"),
         enabled=enabled,
