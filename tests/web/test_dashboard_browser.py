@@ -137,6 +137,10 @@ def test_choosing_a_filter_changes_the_numbers(page: Any, url: str) -> None:
     with page.expect_navigation():
         page.select_option("#group_by", "agent")
     assert page.inner_text("#explorer-table tbody tr td") == "writer"
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    lines = Path(download.value.path()).read_text().strip().splitlines()
+    assert len(lines) == 1 + 25 and all(",sales," in line for line in lines[1:])
 
 
 def test_sign_out(page: Any, url: str, tmp_path: Path) -> None:

@@ -222,3 +222,21 @@ def test_budgets_page_shows_each_budget_against_its_limit(
     assert "all calls today every call calendar day block 17 requests" in text
     assert "1.7% · ok" in text
     assert page.text.count("<meter") == 3
+
+
+def test_explorer_downloads_the_calls_it_shows(url: str, browser: requests.Session) -> None:
+    page = browser.get(
+        f"{url}/dashboard/explorer", params={"range": "30d", "department": "sales"}, timeout=10
+    ).text
+    link = re.search(r'href="(/dashboard/export\?[^"]+format=csv)"', page)
+    assert link, "no CSV link"
+    href = link[1].replace("&amp;", "&")
+    csv = browser.get(url + href, timeout=10)
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.strip().splitlines()
+    assert len(lines) == 1 + 25  # header + the 25 sales calls of the last 30 days
+    assert all(",sales," in line for line in lines[1:])
+    parquet = browser.get(url + href.replace("format=csv", "format=parquet"), timeout=10)
+    assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"
+    signed_out = requests.get(url + href, allow_redirects=False, timeout=10)
+    assert signed_out.status_code == 303

@@ -14,6 +14,7 @@ import click
 
 from spendgate import __version__
 from spendgate.cli.budgets import budgets
+from spendgate.cli.demo import demo
 from spendgate.cli.keys import keys
 from spendgate.cli.quote import quote
 from spendgate.cli.serve import serve
@@ -42,6 +43,7 @@ cli.add_command(quote)
 cli.add_command(serve)
 cli.add_command(keys)
 cli.add_command(budgets)
+cli.add_command(demo)
 
 
 def main() -> None:

@@ -5,6 +5,8 @@
     GET  /dashboard/explorer        group by any field, filter, chart, table, download
     GET  /dashboard/agents|departments|projects|users|models
     GET  /dashboard/budgets         budget status bars (when a budget source is given)
+    GET  /dashboard/export          the explorer's download: the API's /api/v1/export behind the
+                                    dashboard's sign-in instead of a bearer token
     GET  /dashboard/signin, POST /dashboard/signin, POST /dashboard/signout
     GET  /static/...                Chart.js (vendored, no CDN), dashboard.js, dashboard.css
 
@@ -36,6 +38,7 @@ from spendgate.store.budgets import list_budgets
 from spendgate.store.db import Store
 from spendgate.web import dashboard_pages as pages
 from spendgate.web import dashboard_views as views
+from spendgate.web.api import api_routes
 from spendgate.web.dashboard_data import Spend
 from spendgate.web.session import HOME, MAX_TOKEN_CHARS, Session, safe_next, signin_url
 
@@ -64,8 +67,13 @@ def dashboard_routes(
     """The dashboard's routes over ``store``, signed in with ``settings.admin_token``; the web
     composition root serves them at the top level (``gateway.app.create_app(extra_routes=…)``)."""
     session = Session(settings.admin_token)
+    export = next(
+        r.endpoint
+        for r in api_routes(store, clock=clock)
+        if isinstance(r, Route) and r.path == "/export"
+    )
     return Dashboard(
-        Spend(store), session, clock=clock, budgets=stored_budgets(store, settings)
+        Spend(store), session, clock=clock, budgets=stored_budgets(store, settings), export=export
     ).routes()
 
 
@@ -118,8 +126,10 @@ class Dashboard:
         *,
         clock: Callable[[], datetime],
         budgets: BudgetSource | None = None,
+        export: Page | None = None,
     ) -> None:
         self.spend = spend
+        self.export = export
         self.session = session
         self.clock = clock
         self.budgets = budgets
@@ -136,6 +146,7 @@ class Dashboard:
             Route("/explorer", page(self.explorer)),
             Route("/models", page(self.models)),
             Route("/budgets", page(self.budget_page)),
+            *([Route("/export", page(self.export))] if self.export else []),
             *[Route(f"/{p}", page(self._dimension(p))) for p in dimension_paths.split("|")],
         ]
         return [

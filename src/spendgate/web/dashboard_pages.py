@@ -118,7 +118,7 @@ def explorer(spend: Spend, params: Mapping[str, str], now: datetime) -> dict[str
         group_by=(group_by,), since=win.since, until=win.until, filters=filters, bucket=win.bucket
     )
     options = [(f, _values(spend, f, win, filters.get(f))) for f in FILTER_FIELDS]
-    export = {"group_by": group_by, "since": _iso(win.since), "until": _iso(win.until), **filters}
+    export = {"since": _iso(win.since), "until": _iso(win.until), **filters}
     return {
         "group_by": group_by,
         "group_fields": GROUP_FIELDS,
