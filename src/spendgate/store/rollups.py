@@ -1,10 +1,12 @@
-"""The spend rollups (``spend_hourly``, ``spend_daily``), kept in SQL by the event writer.
+"""The spend rollups (``schema.ROLLUP_SPECS``), kept in SQL by the event writer.
 
 ``Store.insert_events`` calls ``RollupWriter.roll_up(connection, event_ids)`` in the transaction
 that inserts the batch, with the ids of the events that batch really added (a replayed
 duplicate is skipped by the insert, so it must not be counted twice). Each rollup then takes one
 ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` over those rows: the database does the
 grouping and the sums, the gateway process spends no Python time per event on it.
+
+``choose(grain, fields)`` picks the smallest rollup of a grain that holds every field.
 
 The measure expressions (``event_measures``) are shared with the raw-event spend queries in
 ``store.spend``, so a rollup row and a query over the same events agree to the picodollar:
@@ -29,9 +31,12 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    DateTime,
     Dialect,
     Insert,
+    MetaData,
     Table,
+    Text,
     and_,
     bindparam,
     case,
@@ -41,6 +46,7 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnClause
 
 from spendgate.store.schema import (
@@ -48,13 +54,13 @@ from spendgate.store.schema import (
     LATENCY_BUCKETS,
     ROLLUP_DIMENSIONS,
     ROLLUP_MEASURES,
+    ROLLUP_SPECS,
+    RollupSpec,
     events,
-    spend_daily,
-    spend_hourly,
+    rollup_tables,
 )
 
 MICRO = 1_000_000  # picodollars per microdollar
-ROLLUPS = {"hour": spend_hourly, "day": spend_daily}
 _ID_CHUNK = 900  # ids per IN (…) list: far below any engine's parameter limit
 
 
@@ -140,53 +146,95 @@ def event_measures() -> dict[str, ColumnElement[Any]]:
     return measures
 
 
-def _upsert(table: Table, unit: str, dialect: str, where: ColumnElement[bool]) -> Insert:
-    """``INSERT INTO table SELECT <rollup of events matching where>`` (conflict clause apart)."""
+def stage_table(dialect: Dialect) -> Table:
+    """The per-connection scratch table a batch is first rolled up into (hour, every dimension):
+    the rollups are then filled from its few rows instead of each re-reading the events."""
+    bucket_type = Text() if dialect.name == "sqlite" else DateTime(timezone=True)
+    return Table(
+        "spend_stage",
+        MetaData(),
+        Column("bucket", bucket_type, nullable=False),
+        *(Column(d, Text, nullable=False) for d in ROLLUP_DIMENSIONS),
+        *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _stage(stage: Table, dialect: str, where: ColumnElement[bool]) -> Insert:
+    """``INSERT INTO spend_stage SELECT <hourly rollup of the events matching where>``."""
     dims = [func.coalesce(events.c[d], "").label(d) for d in ROLLUP_DIMENSIONS]
     measures = [expr.label(name) for name, expr in event_measures().items()]
-    bucket = truncate(events.c.ts, unit, dialect).label("bucket")
+    bucket = truncate(events.c.ts, "hour", dialect).label("bucket")
     grouped = select(bucket, *dims, *measures).where(where)
     grouped = grouped.group_by(*(literal_column(str(i + 1)) for i in range(1 + len(dims))))
-    return table.insert().from_select(["bucket", *ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], grouped)
+    return stage.insert().from_select(["bucket", *ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], grouped)
 
 
-def _on_conflict(table: Table) -> str:
-    key = ", ".join(("bucket", *ROLLUP_DIMENSIONS))
-    sets = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in ROLLUP_MEASURES)
+def _upsert(spec: RollupSpec, stage: Table, dialect: str) -> Insert:
+    """``INSERT INTO <rollup> SELECT <the stage regrouped>`` (conflict clause apart)."""
+    bucket = stage.c.bucket if spec.grain == "hour" else truncate(stage.c.bucket, "day", dialect)
+    dims = [stage.c[d] for d in spec.dimensions]
+    measures = [func.sum(stage.c[m]).label(m) for m in ROLLUP_MEASURES]
+    grouped = select(bucket.label("bucket"), *dims, *measures).where(true())  # WHERE: see SQLite
+    grouped = grouped.group_by(*(literal_column(str(i + 1)) for i in range(1 + len(dims))))
+    columns = ["bucket", *spec.dimensions, *ROLLUP_MEASURES]
+    return rollup_tables[spec.name].insert().from_select(columns, grouped)
+
+
+def _on_conflict(spec: RollupSpec) -> str:
+    key = ", ".join(("bucket", *spec.dimensions))
+    sets = ", ".join(f"{m} = {spec.name}.{m} + excluded.{m}" for m in ROLLUP_MEASURES)
     return f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
+
+
+_Statement = tuple[str, list[str] | None, dict[str, Any]]  # SQL, parameter order, constants
 
 
 class RollupWriter:
     """Runs the rollup upserts on one engine's dialect, with statements compiled once per id
-    count (counts are padded to a power of two, so a handful of statements serve every batch)."""
+    count (counts are padded to a power of two, so a handful of statements serve every batch).
+
+    Per batch: create the stage if this connection has none, stage the batch's events (one
+    pass over them), upsert every rollup from the stage, empty the stage."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._compiled: dict[int | None, list[tuple[str, list[str] | None, dict[str, Any]]]] = {}
+        stage = stage_table(dialect)
+        self._stage = stage
+        self._prologue = str(CreateTable(stage, if_not_exists=True).compile(dialect=dialect))
+        self._upserts = [
+            self._compile(_upsert(spec, stage, dialect.name), spec) for spec in ROLLUP_SPECS
+        ]
+        self._clear = str(stage.delete().compile(dialect=dialect))
+        self._staging: dict[int | None, _Statement] = {}
 
-    def _statements(self, size: int | None) -> list[tuple[str, list[str] | None, dict[str, Any]]]:
-        if size not in self._compiled:
+    def _compile(self, statement: Insert, spec: RollupSpec | None = None) -> _Statement:
+        compiled = statement.compile(dialect=self._dialect)
+        order = None if compiled.positiontup is None else list(compiled.positiontup)
+        sql = str(compiled) + ("" if spec is None else _on_conflict(spec))
+        return sql, order, compiled.params
+
+    def _staging_for(self, size: int | None) -> _Statement:
+        if size not in self._staging:
             if size is None:
                 where: ColumnElement[bool] = true()
             else:
                 where = events.c.event_id.in_([bindparam(f"id_{i}") for i in range(size)])
-            statements = []
-            for unit, table in ROLLUPS.items():
-                insert = _upsert(table, unit, self._dialect.name, where)
-                compiled = insert.compile(dialect=self._dialect)
-                order = None if compiled.positiontup is None else list(compiled.positiontup)
-                statements.append((str(compiled) + _on_conflict(table), order, compiled.params))
-            self._compiled[size] = statements
-        return self._compiled[size]
+            self._staging[size] = self._compile(_stage(self._stage, self._dialect.name, where))
+        return self._staging[size]
 
     def _run(self, connection: Connection, size: int | None, ids: Sequence[str]) -> None:
-        for sql, order, constants in self._statements(size):
-            values = {**constants, **{f"id_{i}": v for i, v in enumerate(ids)}}
+        connection.exec_driver_sql(self._prologue)
+        connection.exec_driver_sql(self._clear)  # a failed earlier transaction may have left rows
+        ids_by_name = {f"id_{i}": v for i, v in enumerate(ids)}
+        for sql, order, constants in (self._staging_for(size), *self._upserts):
+            values = {**constants, **ids_by_name}
             params = values if order is None else tuple(values[name] for name in order)
             connection.exec_driver_sql(sql, params)
+        connection.exec_driver_sql(self._clear)
 
     def roll_up(self, connection: Connection, event_ids: Collection[str]) -> None:
-        """Add the stored events ``event_ids`` (each counted once) to both rollups."""
+        """Add the stored events ``event_ids`` (each counted once) to every rollup."""
         ids = sorted(set(event_ids))
         for start in range(0, len(ids), _ID_CHUNK):
             chunk = ids[start : start + _ID_CHUNK]
@@ -197,6 +245,15 @@ class RollupWriter:
     def backfill(self, connection: Connection) -> None:
         """Roll up every stored event (into empty rollups)."""
         self._run(connection, None, ())
+
+
+def choose(grain: str, fields: Collection[str]) -> RollupSpec | None:
+    """The first rollup of ``grain`` (smallest first: ``ROLLUP_SPECS`` order) that holds every
+    one of ``fields``."""
+    for spec in ROLLUP_SPECS:
+        if spec.grain == grain and set(fields) <= set(spec.dimensions):
+            return spec
+    return None
 
 
 def stored_ids(connection: Connection, event_ids: Collection[str]) -> set[str]:
@@ -217,6 +274,6 @@ def backfill(connection: Connection) -> None:
 
 def rebuild(connection: Connection) -> None:
     """Empty both rollups and roll up every stored event again."""
-    for table in ROLLUPS.values():
+    for table in rollup_tables.values():
         connection.execute(table.delete())
     backfill(connection)

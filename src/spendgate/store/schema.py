@@ -8,7 +8,9 @@ adds no column of its own, so what is at rest is exactly what the event holds.
 
 ``spend_hourly`` and ``spend_daily`` are rollups of ``events`` kept by ``Store.insert_events`` in
 the same transaction (see ``store.rollups``): one row per hour (day) and combination of
-``ROLLUP_DIMENSIONS`` (a missing value is stored as ``''`` so the key can be unique), holding
+``ROLLUP_DIMENSIONS`` (a missing value is stored as ``''`` so the key can be unique). Smaller
+rollups (``ROLLUP_SPECS``: ``spend_*_org``, ``spend_daily_models``, ``spend_daily_users``) keep
+fewer dimensions, so the common questions read far fewer rows. Every rollup holds
 additive measures only: counts, token sums, money split into exact integer parts
 (``*_micro`` = Σ whole microdollars, ``*_pico`` = Σ the picodollar remainders, so no SUM can
 overflow a BIGINT below ~$9.2 trillion), and a latency histogram (``LATENCY_BOUNDS_MS``).
@@ -21,6 +23,7 @@ Later tables (CUR lines) join this metadata in their own migrations.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -79,8 +82,8 @@ ROLLUP_DIMENSIONS = (
 
 # Upper bounds (ms, exclusive) of the latency histogram's buckets; one more bucket holds the rest.
 LATENCY_BOUNDS_MS = (
-    *(50, 100, 150, 200, 300, 400, 500, 700, 1000, 1400, 2000, 2800),
-    *(4000, 5600, 8000, 11_000, 16_000, 22_000, 32_000, 45_000, 64_000, 90_000, 128_000),
+    *(100, 200, 350, 500, 750, 1000, 1500, 2000, 3000, 4500, 6500),
+    *(10_000, 15_000, 25_000, 45_000),
 )
 LATENCY_BUCKETS = tuple(f"latency_h{i:02d}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
 
@@ -186,19 +189,52 @@ api_keys = Table(
 )
 
 
-def _rollup(name: str) -> Table:
-    """A rollup table: ``bucket`` (the hour or day, UTC) and every dimension as its key."""
+@dataclass(frozen=True, slots=True)
+class RollupSpec:
+    """One rollup table: its name, time grain (``hour`` | ``day``) and dimensions."""
+
+    name: str
+    grain: str
+    dimensions: tuple[str, ...]
+
+
+# Smaller rollups answer the common questions from far fewer rows than the full ones.
+ORG_DIMENSIONS = (
+    *("department", "project", "agent", "application", "environment", "cost_center"),
+    *("base_model", "provider", "model_family"),
+)
+MODEL_DIMENSIONS = (
+    *("base_model", "provider", "model_family", "model_id", "region", "operation"),
+    *("status", "source"),
+)
+USER_DIMENSIONS = ("user_id", "key_id", "department", "project", "base_model")
+# Smallest first (``store.rollups.choose`` takes the first one that holds a query's fields).
+ROLLUP_SPECS = (
+    RollupSpec("spend_hourly_org", "hour", ORG_DIMENSIONS),
+    RollupSpec("spend_hourly", "hour", ROLLUP_DIMENSIONS),
+    RollupSpec("spend_daily_models", "day", MODEL_DIMENSIONS),
+    RollupSpec("spend_daily_org", "day", ORG_DIMENSIONS),
+    RollupSpec("spend_daily_users", "day", USER_DIMENSIONS),
+    RollupSpec("spend_daily", "day", ROLLUP_DIMENSIONS),
+)
+
+
+def _rollup(spec: RollupSpec) -> Table:
+    """A rollup table: ``bucket`` (the hour or day, UTC) and its dimensions as the key."""
     return Table(
-        name,
+        spec.name,
         metadata,
         Column("bucket", UTCDateTime, primary_key=True),
-        *(Column(d, Text, primary_key=True) for d in ROLLUP_DIMENSIONS),
+        *(Column(d, Text, primary_key=True) for d in spec.dimensions),
         *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+        sqlite_with_rowid=False,  # SQLite keeps the rows in key order: a time range is one scan
     )
 
 
-spend_hourly = _rollup("spend_hourly")
-spend_daily = _rollup("spend_daily")
+rollup_tables = {spec.name: _rollup(spec) for spec in ROLLUP_SPECS}
+spend_hourly = rollup_tables["spend_hourly"]
+spend_daily = rollup_tables["spend_daily"]
+
 
 # One row per ``spendgate.budgets.model.Budget`` (see ``store.budgets``): the limit as a decimal
 # string (exact on every engine), the scope and thresholds as JSON text, names unique.

@@ -33,8 +33,8 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollups import ROLLUPS, event_measures, pusd, truncate
-from spendgate.store.schema import ROLLUP_DIMENSIONS, ROLLUP_MEASURES, events
+from spendgate.store.rollups import choose, event_measures, pusd, truncate
+from spendgate.store.schema import ROLLUP_DIMENSIONS, ROLLUP_MEASURES, events, rollup_tables
 from spendgate.store.types import UTCDateTime
 
 # Every field a spend query may group or filter by.
@@ -66,11 +66,13 @@ class SpendSums:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One piece of a range and where it is read from: ``events``, ``hour`` or ``day``."""
+    """One piece of a range and where it is read from: ``events``, or a rollup of grain
+    ``hour`` or ``day`` (``table``: the one ``store.rollups.choose`` picked)."""
 
     source: str
     start: datetime
     end: datetime
+    table: str = "events"
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:
@@ -126,8 +128,11 @@ def sum_spend(
     unknown = sorted((set(group_by) | set(filters)) - set(DIMENSIONS))
     if unknown or (grain is not None and grain not in GRAINS):
         raise ValueError(f"not a spend field or grain: {unknown or grain}")
-    rolled = not distinct and set(group_by) | set(filters) <= set(ROLLUP_DIMENSIONS)
-    parts = plan(since, until, rollups=rolled, days=grain != "hour")
+    fields = set(group_by) | set(filters)
+    rolled = not distinct and fields <= set(ROLLUP_DIMENSIONS)
+    parts = [
+        _with_table(p, fields) for p in plan(since, until, rollups=rolled, days=grain != "hour")
+    ]
     out: list[SpendSums] = []
     with engine.connect() as connection:
         for part in parts:
@@ -142,6 +147,14 @@ def sum_spend(
                 )
             )
     return out
+
+
+def _with_table(part: Part, fields: set[str]) -> Part:
+    if part.source == "events":
+        return part
+    spec = choose(part.source, fields)
+    assert spec is not None  # the full rollups hold every ROLLUP_DIMENSIONS field
+    return Part(part.source, part.start, part.end, spec.name)
 
 
 def _run(
@@ -163,7 +176,7 @@ def _run(
             distinct=distinct,
         )
     else:
-        query = _rollup_query(ROLLUPS[part.source], part, group_by, filters, grain)
+        query = _rollup_query(rollup_tables[part.table], part, group_by, filters, grain)
     names = (*ROLLUP_MEASURES, *(DISTINCT_MEASURES if distinct else ()))
     width = len(group_by)
     out = []

@@ -4,8 +4,9 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 11:30:00.000000
 
-``spend_hourly`` and ``spend_daily``: additive spend measures per hour (day) and combination of
-dimensions, kept by the event writer in the same transaction as the events (see
+``spend_hourly`` and ``spend_daily`` (every dimension) and the smaller ``spend_*_org``,
+``spend_daily_models`` and ``spend_daily_users``: additive spend measures per hour (day) and
+combination of dimensions, kept by the event writer in the same transaction as the events (see
 ``spendgate.store.rollups``). Events already stored are rolled up here, so a database migrated
 from 0001 answers spend queries from the rollups at once. The column lists are frozen here on
 purpose; the backfill uses ``store.rollups``' current SQL, so a later migration that changes
@@ -33,26 +34,46 @@ MEASURES = (
     *("requests", "errors", "unpriced", "input_tokens", "output_tokens", "cache_read_tokens"),
     *("cache_write_5m_tokens", "cache_write_1h_tokens", "cost_micro", "cost_pico"),
     *("error_cost_micro", "error_cost_pico", "latency_count", "latency_sum_ms"),
-    *(f"latency_h{i:02d}" for i in range(24)),
+    *(f"latency_h{i:02d}" for i in range(16)),
 )
 
 
-def _create(name: str) -> None:
+ORG = (
+    *("department", "project", "agent", "application", "environment", "cost_center"),
+    *("base_model", "provider", "model_family"),
+)
+MODELS = (
+    *("base_model", "provider", "model_family", "model_id", "region", "operation"),
+    *("status", "source"),
+)
+USERS = ("user_id", "key_id", "department", "project", "base_model")
+TABLES = {
+    "spend_hourly": DIMENSIONS,
+    "spend_daily": DIMENSIONS,
+    "spend_hourly_org": ORG,
+    "spend_daily_org": ORG,
+    "spend_daily_models": MODELS,
+    "spend_daily_users": USERS,
+}
+
+
+def _create(name: str, dimensions: tuple[str, ...]) -> None:
     op.create_table(
         name,
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
-        *(sa.Column(d, sa.Text(), nullable=False) for d in DIMENSIONS),
+        *(sa.Column(d, sa.Text(), nullable=False) for d in dimensions),
         *(sa.Column(m, sa.BigInteger(), nullable=False) for m in MEASURES),
-        sa.PrimaryKeyConstraint("bucket", *DIMENSIONS, name=op.f(f"pk_{name}")),
+        sa.PrimaryKeyConstraint("bucket", *dimensions, name=op.f(f"pk_{name}")),
+        sqlite_with_rowid=False,
     )
 
 
 def upgrade() -> None:
-    _create("spend_hourly")
-    _create("spend_daily")
+    for name, dimensions in TABLES.items():
+        _create(name, dimensions)
     backfill(op.get_bind())  # the events stored before this revision (none on a new database)
 
 
 def downgrade() -> None:
-    op.drop_table("spend_daily")
-    op.drop_table("spend_hourly")
+    for name in reversed(TABLES):
+        op.drop_table(name)
