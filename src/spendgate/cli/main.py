@@ -14,9 +14,11 @@ import click
 
 from spendgate import __version__
 from spendgate.cli.budgets import budgets
+from spendgate.cli.export import export
 from spendgate.cli.demo import demo
 from spendgate.cli.keys import keys
 from spendgate.cli.quote import quote
+from spendgate.cli.report import report
 from spendgate.cli.serve import serve
 from spendgate.cli.sim import sim
 from spendgate.errors import ConfigError, DataError, SpendgateError
@@ -43,6 +45,8 @@ cli.add_command(quote)
 cli.add_command(serve)
 cli.add_command(keys)
 cli.add_command(budgets)
+cli.add_command(report)
+cli.add_command(export)
 cli.add_command(demo)
 
 
