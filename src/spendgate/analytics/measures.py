@@ -86,9 +86,13 @@ def merge(
     totals: dict[tuple[Any, ...], dict[str, int]] = {}
     for part in parts:
         slot = None if bucket is None or part.slot is None else bucket_start(part.slot, bucket)
-        sums = totals.setdefault((part.keys, slot), {})
+        key = (part.keys, slot)
+        sums = totals.get(key)
+        if sums is None:
+            totals[key] = dict(part.sums)
+            continue
         for name, value in part.sums.items():
-            sums[name] = sums.get(name, 0) + value
+            sums[name] += value
     return [
         to_row(dict(zip(group_by, keys, strict=True)), slot, sums)
         for (keys, slot), sums in totals.items()
@@ -96,24 +100,23 @@ def merge(
 
 
 def to_row(keys: dict[str, str | None], slot: datetime | None, sums: dict[str, int]) -> SpendRow:
-    """A ``SpendRow`` from additive sums (as ``store.spend`` names them)."""
-    histogram = [sums.get(name, 0) for name in LATENCY_BUCKETS]
+    """A ``SpendRow`` from additive sums (every ``ROLLUP_MEASURES`` name; ``DISTINCT_MEASURES``
+    too for session counts)."""
     distinct = "sessions" in sums
     return SpendRow(
         keys=keys,
         bucket=slot,
-        requests=sums.get("requests", 0),
-        errors=sums.get("errors", 0),
-        unpriced=sums.get("unpriced", 0),
-        input_tokens=sums.get("input_tokens", 0),
-        output_tokens=sums.get("output_tokens", 0),
-        cache_read_tokens=sums.get("cache_read_tokens", 0),
-        cache_write_tokens=sums.get("cache_write_5m_tokens", 0)
-        + sums.get("cache_write_1h_tokens", 0),
-        cost=money(sums.get("cost_micro", 0), sums.get("cost_pico", 0)),
-        error_cost=money(sums.get("error_cost_micro", 0), sums.get("error_cost_pico", 0)),
-        latency_p50_ms=percentile(histogram, 0.50),
-        latency_p95_ms=percentile(histogram, 0.95),
+        requests=sums["requests"],
+        errors=sums["errors"],
+        unpriced=sums["unpriced"],
+        input_tokens=sums["input_tokens"],
+        output_tokens=sums["output_tokens"],
+        cache_read_tokens=sums["cache_read_tokens"],
+        cache_write_tokens=sums["cache_write_5m_tokens"] + sums["cache_write_1h_tokens"],
+        cost=money(sums["cost_micro"], sums["cost_pico"]),
+        error_cost=money(sums["error_cost_micro"], sums["error_cost_pico"]),
+        latency_p50_ms=percentile([sums[name] for name in LATENCY_BUCKETS], 0.50),
+        latency_p95_ms=percentile([sums[name] for name in LATENCY_BUCKETS], 0.95),
         sessions=sums["sessions"] if distinct else None,
         session_cost=_money_of(sums, "session_cost") if distinct else None,
         workflows=sums["workflows"] if distinct else None,

@@ -22,12 +22,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
     Select,
     Table,
     case,
+    cast,
     func,
     or_,
     select,
@@ -180,14 +182,11 @@ def _run(
     names = (*ROLLUP_MEASURES, *(DISTINCT_MEASURES if distinct else ()))
     width = len(group_by)
     out = []
+    offset = 0 if grain is None else 1
     for row in connection.execute(query):
-        offset = 0 if grain is None else 1
         slot = row[0] if grain is not None else None
         keys = tuple(value or None for value in row[offset : offset + width])
-        values = row[offset + width :]
-        out.append(
-            SpendSums(keys, slot, {n: int(v or 0) for n, v in zip(names, values, strict=True)})
-        )
+        out.append(SpendSums(keys, slot, dict(zip(names, row[offset + width :], strict=True))))
     return out
 
 
@@ -200,7 +199,7 @@ def _rollup_query(
 ) -> Select[Any]:
     slot = [table.c.bucket] if grain is not None else []
     dims = [table.c[name] for name in group_by]
-    sums = [func.sum(table.c[m]).label(m) for m in ROLLUP_MEASURES]
+    sums = [_int(func.sum(table.c[m])).label(m) for m in ROLLUP_MEASURES]
     query = select(*slot, *dims, *sums).where(
         table.c.bucket >= part.start, table.c.bucket < part.end
     )
@@ -222,7 +221,7 @@ def _events_query(
     if grain is not None:
         slot = [truncate(events.c.ts, grain, dialect, type_=UTCDateTime()).label("slot")]
     dims = [events.c[name] for name in group_by]
-    measures: list[ColumnElement[Any]] = [e.label(n) for n, e in event_measures().items()]
+    measures: list[ColumnElement[Any]] = [_int(e).label(n) for n, e in event_measures().items()]
     if distinct:
         measures += _distinct_measures()
     query = select(*slot, *dims, *measures)
@@ -239,11 +238,17 @@ def _distinct_measures() -> list[ColumnElement[Any]]:
     for name, plural in (("session", "sessions"), ("workflow", "workflows")):
         column = events.c[f"{name}_id"]
         carried = column.is_not(None)
-        out.append(func.count(column.distinct()).label(plural))
-        micro = func.sum(func.coalesce(_when(carried, cost // 1_000_000), 0))
-        pico = func.sum(func.coalesce(_when(carried, cost % 1_000_000), 0))
+        out.append(_int(func.count(column.distinct())).label(plural))
+        micro = _int(func.sum(func.coalesce(_when(carried, cost // 1_000_000), 0)))
+        pico = _int(func.sum(func.coalesce(_when(carried, cost % 1_000_000), 0)))
         out += [micro.label(f"{name}_cost_micro"), pico.label(f"{name}_cost_pico")]
     return out
+
+
+def _int(total: ColumnElement[Any]) -> ColumnElement[int]:
+    """A sum as a plain BIGINT, never NULL (PostgreSQL's SUM(bigint) is numeric: slower to
+    fetch and convert; every sum here is far below the BIGINT limit by construction)."""
+    return cast(func.coalesce(total, 0), BigInteger)
 
 
 def _when(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -1,0 +1,297 @@
+"""Analytics benchmark: load N realistic synthetic events, then time 30-day spend queries.
+
+    .venv/bin/python bench/analytics_bench.py --db sqlite:////tmp/spend-bench.db --events 10000000
+    .venv/bin/python bench/analytics_bench.py --db postgresql://postgres@127.0.0.1/bench \
+        --events 2000000
+
+Events go through ``Store.insert_events`` (the writer's own path, rollups included) in batches,
+so the load also measures the rollup upkeep. A database that already holds at least
+``--events`` events is not reloaded (``--reload`` empties it first). Every query runs
+``--repeat`` times; the median and the worst are printed, with the parts that answered it.
+
+The synthetic organisation: 8 departments, 40 projects, 80 agents, 600 users, 12 applications,
+3 environments, 120 keys, 9 models over 3 regions, 4 operations (each agent mostly calls one
+model with one operation in one region, and 10 % of the time something else); statuses 97 % ok,
+2 % error, 0.5 % partial, 0.5 % rejected; ~1 % of events unpriced; sessions of ~20 calls; log-normal
+token counts; latency growing with output tokens. Traffic follows a day/night and weekday cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from spendgate.analytics import SpendQuery, spend
+from spendgate.events import Event
+from spendgate.store import Store, open_store
+from spendgate.store.schema import events, metadata
+from spendgate.store.spend import plan
+
+END = datetime(2026, 11, 1, tzinfo=UTC)
+
+# (base model, provider, family, input $/1M, output $/1M, share of calls)
+MODELS = (
+    ("anthropic.claude-sonnet-4-5", "anthropic", "claude", 3.0, 15.0, 0.30),
+    ("anthropic.claude-haiku-4-5", "anthropic", "claude", 1.0, 5.0, 0.25),
+    ("anthropic.claude-opus-4-1", "anthropic", "claude", 15.0, 75.0, 0.05),
+    ("amazon.nova-pro-v1", "amazon", "nova", 0.8, 3.2, 0.10),
+    ("amazon.nova-lite-v1", "amazon", "nova", 0.06, 0.24, 0.12),
+    ("amazon.nova-micro-v1", "amazon", "nova", 0.035, 0.14, 0.08),
+    ("meta.llama3-3-70b-instruct-v1", "meta", "llama", 0.72, 0.72, 0.04),
+    ("mistral.mistral-large-2407-v1", "mistral", "mistral", 2.0, 6.0, 0.03),
+    ("cohere.command-r-plus-v1", "cohere", "command", 3.0, 15.0, 0.03),
+)
+REGIONS = (("us-east-1", 0.6), ("us-west-2", 0.3), ("eu-west-1", 0.1))
+OPERATIONS = (("Converse", 0.45), ("ConverseStream", 0.35), ("InvokeModel", 0.15))
+OPERATIONS += (("InvokeModelWithResponseStream", 0.05),)
+STATUSES = (("ok", 0.97), ("error", 0.02), ("partial", 0.005), ("rejected", 0.005))
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A user and where their calls are attributed."""
+
+    user_id: str
+    department: str
+    project: str
+    agents: tuple[tuple[str, int, str, str], ...]  # (agent, model index, operation, region)
+    application: str
+    environment: str
+    cost_center: str
+    key_id: str
+
+
+def organisation(rng: random.Random) -> list[Owner]:
+    departments = [f"dept-{i}" for i in range(8)]
+    projects = [(f"proj-{i}", departments[i % 8]) for i in range(40)]
+    weights = [m[5] for m in MODELS]
+    agents = [
+        (
+            f"agent-{n}",
+            rng.choices(range(len(MODELS)), weights)[0],
+            _pick(rng, OPERATIONS),
+            _pick(rng, REGIONS),
+        )
+        for n in range(80)
+    ]
+    owners = []
+    for i in range(600):
+        project, department = projects[i % 40]
+        pnum = i % 40
+        owners.append(
+            Owner(
+                user_id=f"user-{i}",
+                department=department,
+                project=project,
+                agents=(agents[pnum * 2], agents[pnum * 2 + 1]),
+                application=f"app-{pnum % 12}",
+                environment=rng.choices(("prod", "staging", "dev"), (0.7, 0.2, 0.1))[0],
+                cost_center=f"cc-{departments.index(department)}",
+                key_id=f"key-{i % 120}",
+            )
+        )
+    return owners
+
+
+def _pick(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([t[0] for t in table], [t[1] for t in table])[0]
+
+
+def _activity(moment: datetime) -> float:
+    """Relative traffic at ``moment``: a day/night cycle, quieter weekends."""
+    day = 0.35 + 0.65 * math.sin(math.pi * max(0.0, (moment.hour - 6) / 14)) ** 2
+    return day * (0.4 if moment.weekday() >= 5 else 1.0)
+
+
+def generate(count: int, days: int, seed: int = 7) -> Iterator[Event]:
+    """``count`` events spread over the ``days`` days before ``END``, in time order."""
+    rng = random.Random(seed)
+    owners = organisation(rng)
+    hours = [END - timedelta(hours=h) for h in range(days * 24, 0, -1)]
+    weights = [_activity(h) for h in hours]
+    total = sum(weights)
+    produced = 0
+    session: dict[str, tuple[str, int]] = {}
+    for index, hour in enumerate(hours):
+        target = round(count * sum(weights[: index + 1]) / total) - produced
+        offsets = sorted(rng.random() * 3600 for _ in range(target))
+        for offset in offsets:
+            owner = rng.choice(owners)
+            yield _event(rng, owner, hour + timedelta(seconds=offset), session)
+        produced += target
+
+
+def _event(
+    rng: random.Random, owner: Owner, ts: datetime, sessions: dict[str, tuple[str, int]]
+) -> Event:
+    agent, model_index, operation, region = rng.choice(owner.agents)
+    if rng.random() < 0.1:  # now and then an agent tries another model, operation or region
+        model_index = rng.randrange(len(MODELS))
+        operation, region = _pick(rng, OPERATIONS), _pick(rng, REGIONS)
+    model = MODELS[model_index]
+    status = _pick(rng, STATUSES)
+    sid, left = sessions.get(owner.user_id, ("", 0))
+    if left <= 0:
+        sid, left = f"sess-{rng.getrandbits(48):012x}", rng.randint(5, 35)
+    sessions[owner.user_id] = (sid, left - 1)
+    input_tokens = int(rng.lognormvariate(7.0, 1.0))
+    output_tokens = int(rng.lognormvariate(5.5, 0.9)) if status != "error" else 0
+    cache_read = int(input_tokens * rng.random() * 3) if rng.random() < 0.3 else 0
+    cache_write = int(input_tokens * 0.5) if rng.random() < 0.05 else 0
+    unpriced = rng.random() < 0.01
+    cost = None
+    if not unpriced and status not in ("error", "rejected"):
+        rate_in, rate_out = model[3], model[4]
+        pusd = round(
+            (input_tokens + cache_write * 1.25 + cache_read * 0.1) * rate_in * 1e6
+            + output_tokens * rate_out * 1e6
+        )
+        cost = Decimal(pusd).scaleb(-12)
+    return Event(
+        ts=ts,
+        operation=operation,
+        model_id=f"us.{model[0]}:0",
+        base_model=model[0],
+        provider=model[1],
+        model_family=model[2],
+        region=region,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        cache_write_5m_tokens=cache_write,
+        latency_ms=int(200 + output_tokens * rng.uniform(8, 30)),
+        status=status,
+        cost_usd=cost,
+        unpriced=unpriced,
+        key_id=owner.key_id,
+        department=owner.department,
+        project=owner.project,
+        agent=agent,
+        user_id=owner.user_id,
+        application=owner.application,
+        environment=owner.environment,
+        cost_center=owner.cost_center,
+        session_id=sid,
+        workflow_id=f"wf-{sid[-6:]}" if rng.random() < 0.2 else None,
+    )
+
+
+def stored(store: Store) -> int:
+    with store.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+def load(store: Store, total: int, have: int, days: int, batch_size: int) -> None:
+    """Insert the events ``have`` … ``total`` of the (deterministic) synthetic series."""
+    started = time.perf_counter()
+    batch: list[Event] = []
+    done = 0
+    for event in itertools.islice(generate(total, days), have, None):
+        batch.append(event)
+        if len(batch) >= batch_size:
+            done += store.insert_events(batch)
+            batch.clear()
+            if done % (batch_size * 100) == 0:
+                rate = done / (time.perf_counter() - started)
+                print(f"  loaded {done:,} events ({rate:,.0f}/s)", flush=True)
+    done += store.insert_events(batch)
+    elapsed = time.perf_counter() - started
+    print(f"loaded {done:,} events in {elapsed:,.0f} s ({done / elapsed:,.0f} events/s)")
+
+
+QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
+    ("total", {}),
+    ("by department", {"group_by": "department"}),
+    ("by project", {"group_by": "project"}),
+    ("by project,base_model", {"group_by": "project,base_model"}),
+    ("by model_id,region", {"group_by": "model_id,region"}),
+    ("by user_id", {"group_by": "user_id"}),
+    ("by agent, daily", {"group_by": "agent", "bucket": "day"}),
+    ("by department, hourly", {"group_by": "department", "bucket": "hour"}),
+    ("by base_model, weekly", {"group_by": "base_model", "bucket": "week"}),
+    ("dept-3 by user_id", {"group_by": "user_id", "filters": {"department": "dept-3"}}),
+    ("by status,operation", {"group_by": "status,operation"}),
+    ("daily series", {"bucket": "day"}),
+)
+RAW_QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
+    ("by department + sessions (raw, 1 day)", {"group_by": "department", "sessions": True}),
+)
+
+
+def timed(store: Store, query: SpendQuery, repeat: int) -> tuple[float, float, int]:
+    times = []
+    rows = 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        rows = len(spend(store, query))
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), max(times), rows
+
+
+def latest(store: Store) -> datetime:
+    with store.engine.connect() as connection:
+        newest = connection.execute(select(func.max(events.c.ts))).scalar_one()
+    return END if newest is None else min(END, newest.replace(tzinfo=UTC))
+
+
+def run_queries(store: Store, repeat: int) -> None:
+    # The 30 days up to the newest event (a partial load ends before END), not hour-aligned:
+    # the edges come from raw events.
+    until = latest(store).replace(minute=43, second=0, microsecond=0)
+    since = until - timedelta(days=30)
+    print(f"\n30-day queries [{since:%Y-%m-%d %H:%M} .. {until:%Y-%m-%d %H:%M}), ms:")
+    print(f"{'query':42} {'median':>8} {'worst':>8} {'rows':>6}  parts")
+    for name, args in QUERIES:
+        query = SpendQuery.of(since, until, **args)  # type: ignore[arg-type]
+        median, worst, rows = timed(store, query, repeat)
+        parts = plan(since, until, rollups=True, days=query.bucket != "hour")
+        used = "+".join(p.source for p in parts)
+        print(f"{name:42} {median:8.1f} {worst:8.1f} {rows:6}  {used}", flush=True)
+    day_since = until - timedelta(days=1)
+    for name, args in RAW_QUERIES:
+        query = SpendQuery.of(day_since, until, **args)  # type: ignore[arg-type]
+        median, worst, rows = timed(store, query, max(1, repeat // 2))
+        print(f"{name:42} {median:8.1f} {worst:8.1f} {rows:6}  events", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="sqlite:///… or postgresql://…")
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=45)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--reload", action="store_true", help="empty the database first")
+    parser.add_argument("--no-queries", action="store_true")
+    args = parser.parse_args(argv)
+    store = open_store(args.db)
+    try:
+        if args.reload:
+            with store.engine.begin() as connection:
+                for table in reversed(metadata.sorted_tables):
+                    connection.execute(table.delete())
+        have = stored(store)
+        if have < args.events:
+            print(f"{store.url}: {have:,} events stored; loading {args.events - have:,}")
+            load(store, args.events, have, args.days, args.batch)
+        print(f"{store.url}: {stored(store):,} events")
+        if not args.no_queries:
+            run_queries(store, args.repeat)
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
