@@ -245,19 +245,22 @@ def latest(store: Store) -> datetime:
     return END if newest is None else min(END, newest.replace(tzinfo=UTC))
 
 
-def run_queries(store: Store, repeat: int) -> None:
+def run_queries(store: Store, repeat: int, *, latency: bool = True) -> None:
     # The 30 days up to the newest event (a partial load ends before END), not hour-aligned:
     # the edges come from raw events.
     until = latest(store).replace(minute=43, second=0, microsecond=0)
     since = until - timedelta(days=30)
-    print(f"\n30-day queries [{since:%Y-%m-%d %H:%M} .. {until:%Y-%m-%d %H:%M}), ms:")
+    what = "with latency p50/p95" if latency else "latency=False"
+    print(f"\n30-day queries [{since:%Y-%m-%d %H:%M} .. {until:%Y-%m-%d %H:%M}), {what}, ms:")
     print(f"{'query':42} {'median':>8} {'worst':>8} {'rows':>6}  parts")
     for name, args in QUERIES:
-        query = SpendQuery.of(since, until, **args)  # type: ignore[arg-type]
+        query = SpendQuery.of(since, until, latency=latency, **args)  # type: ignore[arg-type]
         median, worst, rows = timed(store, query, repeat)
         parts = plan(since, until, rollups=True, days=query.bucket != "hour")
         used = "+".join(p.source for p in parts)
         print(f"{name:42} {median:8.1f} {worst:8.1f} {rows:6}  {used}", flush=True)
+    if not latency:
+        return
     day_since = until - timedelta(days=1)
     for name, args in RAW_QUERIES:
         query = SpendQuery.of(day_since, until, **args)  # type: ignore[arg-type]
@@ -288,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{store.url}: {stored(store):,} events")
         if not args.no_queries:
             run_queries(store, args.repeat)
+            run_queries(store, args.repeat, latency=False)
     finally:
         store.close()
     return 0

@@ -150,6 +150,16 @@ def test_daily_buckets_filters_and_sessions(web: str) -> None:
     )
 
 
+def test_latency_can_be_left_out(web: str) -> None:
+    doc = get(web, "/api/v1/spend", group_by="department", latency="false", **RANGE).json()
+    assert [(r["department"], r["cost"], r["latency_p50_ms"]) for r in doc["rows"]] == [
+        ("sales", "1.3", None),
+        ("eng", "0.3", None),
+    ]
+    status, text = error_of(get(web, "/api/v1/spend", latency="no"))
+    assert status == 400 and "latency must be true or false" in text
+
+
 def test_relative_ranges_use_the_server_clock(web: str) -> None:
     doc = get(web, "/api/v1/spend", since="2d").json()  # clock: 2026-03-12 00:00
     assert doc["since"] == "2026-03-10T00:00:00Z" and doc["rows"][0]["cost"] == "1.6"

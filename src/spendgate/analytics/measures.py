@@ -103,6 +103,7 @@ def to_row(keys: dict[str, str | None], slot: datetime | None, sums: dict[str, i
     """A ``SpendRow`` from additive sums (every ``ROLLUP_MEASURES`` name; ``DISTINCT_MEASURES``
     too for session counts)."""
     distinct = "sessions" in sums
+    histogram = [sums[name] for name in LATENCY_BUCKETS] if "latency_h00" in sums else []
     return SpendRow(
         keys=keys,
         bucket=slot,
@@ -115,8 +116,8 @@ def to_row(keys: dict[str, str | None], slot: datetime | None, sums: dict[str, i
         cache_write_tokens=sums["cache_write_5m_tokens"] + sums["cache_write_1h_tokens"],
         cost=money(sums["cost_micro"], sums["cost_pico"]),
         error_cost=money(sums["error_cost_micro"], sums["error_cost_pico"]),
-        latency_p50_ms=percentile([sums[name] for name in LATENCY_BUCKETS], 0.50),
-        latency_p95_ms=percentile([sums[name] for name in LATENCY_BUCKETS], 0.95),
+        latency_p50_ms=percentile(histogram, 0.50),
+        latency_p95_ms=percentile(histogram, 0.95),
         sessions=sums["sessions"] if distinct else None,
         session_cost=_money_of(sums, "session_cost") if distinct else None,
         workflows=sums["workflows"] if distinct else None,

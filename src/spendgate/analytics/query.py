@@ -63,6 +63,8 @@ class SpendQuery:
     - ``limit``: at most this many rows (``None``: all, up to ``MAX_ROWS``).
     - ``sessions``: also count distinct sessions and workflows (cost per session/workflow).
       Distinct counts cannot come from the rollups, so this reads raw events: slower.
+    - ``latency``: compute latency p50/p95 (``False``: leave them ``None`` and read about half
+      the columns: faster, for views that show no latency).
     """
 
     since: datetime
@@ -73,6 +75,7 @@ class SpendQuery:
     limit: int | None = None
     order: str = "-cost"
     sessions: bool = False
+    latency: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "since", _aware("since", self.since))
@@ -91,6 +94,8 @@ class SpendQuery:
         if self.limit is not None and not 1 <= self.limit <= MAX_ROWS:
             raise ConfigError(f"limit must be between 1 and {MAX_ROWS}, not {self.limit}")
         key = self.order.removeprefix("-")
+        if key.startswith("latency") and not self.latency:
+            raise ConfigError(f"cannot order by {key!r} without latency")
         if key not in ORDERS and key not in self.group_by:
             raise ConfigError(
                 f"cannot order by {key!r}; use a measure ({', '.join(ORDERS)}) or a group_by field"

@@ -36,6 +36,7 @@ def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
         filters=query.filter_map,
         grain=grain,
         distinct=query.sessions,
+        latency=query.latency,
     )
     rows = merge(parts, query.group_by, query.bucket)
     rows = ordered(rows, query.order, query.group_by)

@@ -75,6 +75,9 @@ def parse_filters(pairs: Sequence[str]) -> dict[str, str]:
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many rows.")
 @click.option("--sessions", is_flag=True, help="Also count sessions and workflows (slower).")
 @click.option(
+    "--latency/--no-latency", default=True, help="Show latency p50/p95 (--no-latency: faster)."
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
@@ -93,6 +96,7 @@ def report(
     order: str,
     limit: int | None,
     sessions: bool,
+    latency: bool,
     fmt: str,
     db: str | None,
     config_file: Path | None,
@@ -108,6 +112,7 @@ def report(
         order=order,
         limit=limit,
         sessions=sessions,
+        latency=latency,
     )
     with gateway_store(db, config_file) as store:
         rows = spend(store, query)

@@ -36,12 +36,22 @@ from sqlalchemy import (
 )
 
 from spendgate.store.rollups import choose, event_measures, pusd, truncate
-from spendgate.store.schema import ROLLUP_DIMENSIONS, ROLLUP_MEASURES, events, rollup_tables
+from spendgate.store.schema import (
+    LATENCY_BUCKETS,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_MEASURES,
+    events,
+    rollup_tables,
+)
 from spendgate.store.types import UTCDateTime
 
 # Every field a spend query may group or filter by.
 DIMENSIONS = (*ROLLUP_DIMENSIONS, "session_id", "workflow_id")
 GRAINS = ("hour", "day", "week", "month")
+# The additive measures without the latency ones (``latency=False``).
+ADDITIVE_WITHOUT_LATENCY = tuple(
+    m for m in ROLLUP_MEASURES if m not in ("latency_count", "latency_sum_ms", *LATENCY_BUCKETS)
+)
 # Extra sums a ``distinct`` query returns (raw events only).
 DISTINCT_MEASURES = (
     "sessions",
@@ -110,6 +120,22 @@ def plan(since: datetime, until: datetime, *, rollups: bool, days: bool) -> list
     return parts
 
 
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What each part's query groups by, filters on and returns."""
+
+    group_by: tuple[str, ...]
+    filters: tuple[tuple[str, str], ...]
+    grain: str | None
+    distinct: bool
+    latency: bool
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        names = ROLLUP_MEASURES if self.latency else ADDITIVE_WITHOUT_LATENCY
+        return (*names, *(DISTINCT_MEASURES if self.distinct else ()))
+
+
 def sum_spend(
     engine: Engine,
     *,
@@ -119,17 +145,20 @@ def sum_spend(
     filters: Mapping[str, str] | None = None,
     grain: str | None = None,
     distinct: bool = False,
+    latency: bool = True,
 ) -> list[SpendSums]:
     """Additive spend sums per group and ``grain`` slot, one entry per group, slot and part
     (see ``plan``): the caller merges equal keys. ``grain`` (``hour``, ``day``, ``week``,
     ``month`` or ``None``) is exact for raw events; rollup parts answer per hour or day (each
     inside one slot of any coarser grain), so re-bucket the slots. Distinct counts are exact
-    for the ``grain`` given (do not merge them across slots).
+    for the ``grain`` given (do not merge them across slots). ``latency=False`` leaves out the
+    latency sums and histogram (about half the columns: faster).
     Fields must be in ``DIMENSIONS``; a filter value ``""`` matches a missing value."""
     filters = dict(filters or {})
     unknown = sorted((set(group_by) | set(filters)) - set(DIMENSIONS))
     if unknown or (grain is not None and grain not in GRAINS):
         raise ValueError(f"not a spend field or grain: {unknown or grain}")
+    ask = Ask(tuple(group_by), tuple(sorted(filters.items())), grain, distinct, latency)
     fields = set(group_by) | set(filters)
     rolled = not distinct and fields <= set(ROLLUP_DIMENSIONS)
     parts = [
@@ -138,16 +167,7 @@ def sum_spend(
     out: list[SpendSums] = []
     with engine.connect() as connection:
         for part in parts:
-            out.extend(
-                _run(
-                    connection,
-                    part,
-                    group_by=group_by,
-                    filters=filters,
-                    grain=grain,
-                    distinct=distinct,
-                )
-            )
+            out.extend(_run(connection, part, ask))
     return out
 
 
@@ -159,74 +179,48 @@ def _with_table(part: Part, fields: set[str]) -> Part:
     return Part(part.source, part.start, part.end, spec.name)
 
 
-def _run(
-    connection: Connection,
-    part: Part,
-    *,
-    group_by: Sequence[str],
-    filters: Mapping[str, str],
-    grain: str | None,
-    distinct: bool,
-) -> list[SpendSums]:
+def _run(connection: Connection, part: Part, ask: Ask) -> list[SpendSums]:
     if part.source == "events":
-        query = _events_query(
-            connection.dialect.name,
-            part,
-            group_by=group_by,
-            filters=filters,
-            grain=grain,
-            distinct=distinct,
-        )
+        query = _events_query(connection.dialect.name, part, ask)
     else:
-        query = _rollup_query(rollup_tables[part.table], part, group_by, filters, grain)
-    names = (*ROLLUP_MEASURES, *(DISTINCT_MEASURES if distinct else ()))
-    width = len(group_by)
+        query = _rollup_query(rollup_tables[part.table], part, ask)
+    names = ask.measures
+    width = len(ask.group_by)
     out = []
-    offset = 0 if grain is None else 1
+    offset = 0 if ask.grain is None else 1
     for row in connection.execute(query):
-        slot = row[0] if grain is not None else None
+        slot = row[0] if offset else None
         keys = tuple(value or None for value in row[offset : offset + width])
         out.append(SpendSums(keys, slot, dict(zip(names, row[offset + width :], strict=True))))
     return out
 
 
-def _rollup_query(
-    table: Table,
-    part: Part,
-    group_by: Sequence[str],
-    filters: Mapping[str, str],
-    grain: str | None,
-) -> Select[Any]:
-    slot = [table.c.bucket] if grain is not None else []
-    dims = [table.c[name] for name in group_by]
-    sums = [_int(func.sum(table.c[m])).label(m) for m in ROLLUP_MEASURES]
+def _rollup_query(table: Table, part: Part, ask: Ask) -> Select[Any]:
+    slot = [table.c.bucket] if ask.grain is not None else []
+    dims = [table.c[name] for name in ask.group_by]
+    sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
     query = select(*slot, *dims, *sums).where(
         table.c.bucket >= part.start, table.c.bucket < part.end
     )
-    for name, value in sorted(filters.items()):
+    for name, value in ask.filters:
         query = query.where(table.c[name] == value)
     return query.group_by(*slot, *dims) if slot or dims else query
 
 
-def _events_query(
-    dialect: str,
-    part: Part,
-    *,
-    group_by: Sequence[str],
-    filters: Mapping[str, str],
-    grain: str | None,
-    distinct: bool,
-) -> Select[Any]:
+def _events_query(dialect: str, part: Part, ask: Ask) -> Select[Any]:
     slot: list[ColumnElement[Any]] = []
-    if grain is not None:
-        slot = [truncate(events.c.ts, grain, dialect, type_=UTCDateTime()).label("slot")]
-    dims = [events.c[name] for name in group_by]
-    measures: list[ColumnElement[Any]] = [_int(e).label(n) for n, e in event_measures().items()]
-    if distinct:
+    if ask.grain is not None:
+        slot = [truncate(events.c.ts, ask.grain, dialect, type_=UTCDateTime()).label("slot")]
+    dims = [events.c[name] for name in ask.group_by]
+    every = event_measures()
+    measures: list[ColumnElement[Any]] = [
+        _int(every[n]).label(n) for n in ask.measures if n in every
+    ]
+    if ask.distinct:
         measures += _distinct_measures()
     query = select(*slot, *dims, *measures)
     query = query.where(events.c.ts >= part.start, events.c.ts < part.end)
-    for name, value in sorted(filters.items()):
+    for name, value in ask.filters:
         column = events.c[name]
         query = query.where(or_(column.is_(None), column == "") if value == "" else column == value)
     return query.group_by(*slot, *dims) if slot or dims else query

@@ -37,9 +37,10 @@ from spendgate.store.db import Store
 from spendgate.store.schema import FILTERABLE
 from spendgate.web.openapi import docs_html, openapi_document
 
-SPEND_PARAMS = ("since", "until", "group_by", "bucket", "order", "limit", "sessions")
+SPEND_PARAMS = ("since", "until", "group_by", "bucket", "order", "limit", "sessions", "latency")
 RANGE_PARAMS = ("since", "until")
 EXPORT_PARAMS = ("format", "since", "until")
+FLAGS = {"sessions": "false", "latency": "true"}  # boolean parameters and their defaults
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -73,9 +74,10 @@ def spend_query(params: Iterable[tuple[str, str]], now: datetime) -> SpendQuery:
     limit = options.get("limit")
     if limit is not None and not (limit.isdigit() and len(limit) <= 9):
         raise ConfigError(f"limit must be a whole number, not {limit!r}")
-    sessions = options.get("sessions", "false")
-    if sessions not in ("true", "false"):
-        raise ConfigError(f"sessions must be true or false, not {sessions!r}")
+    flags = {name: options.get(name, default) for name, default in FLAGS.items()}
+    for name, value in flags.items():
+        if value not in ("true", "false"):
+            raise ConfigError(f"{name} must be true or false, not {value!r}")
     return SpendQuery.of(
         since,
         until,
@@ -84,7 +86,8 @@ def spend_query(params: Iterable[tuple[str, str]], now: datetime) -> SpendQuery:
         bucket=options.get("bucket") or None,
         order=options.get("order") or "-cost",
         limit=int(limit) if limit is not None else None,
-        sessions=sessions == "true",
+        sessions=flags["sessions"] == "true",
+        latency=flags["latency"] == "true",
     )
 
 

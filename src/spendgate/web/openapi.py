@@ -83,6 +83,11 @@ def _spend_path() -> dict[str, Any]:
             "Also count distinct sessions and workflows (reads raw events: slower).",
             {"enum": ["true", "false"]},
         ),
+        _query(
+            "latency",
+            "false: leave out latency p50/p95 (null), reading about half the columns: faster.",
+            {"enum": ["true", "false"]},
+        ),
         *_filters(DIMENSIONS),
     ]
     return {
