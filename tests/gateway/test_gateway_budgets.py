@@ -89,18 +89,50 @@ def test_concurrent_requests_never_overspend_a_blocking_budget(tmp_path: Path, t
         assert all(e.error_type == "ServiceQuotaExceededException" for e in denied)
 
 
-async def _burst(env: Env, count: int) -> list[int]:
+async def _burst(env: Env, count: int, *others: Env) -> list[int]:
+    """``count`` calls at once, spread over ``env`` and ``others`` (replicas)."""
     limits = httpx.Limits(max_connections=count)
-    headers = {"X-Spendgate-Key": env.key, "X-Project": "load"}
     context = ssl.create_default_context(cafile=env.tls.cafile)
+    gateways = (env, *others)
     async with httpx.AsyncClient(verify=context, limits=limits, timeout=60) as client:
 
-        async def one() -> int:
-            url = f"{env.gateway_url}/model/{SONNET}/converse"
+        async def one(i: int) -> int:
+            gateway = gateways[i % len(gateways)]
+            url = f"{gateway.gateway_url}/model/{SONNET}/converse"
+            headers = {"X-Spendgate-Key": gateway.key, "X-Project": "load"}
             response = await client.post(url, json=converse(), headers=headers)
             return response.status_code
 
-        return list(await asyncio.gather(*(one() for _ in range(count))))
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_concurrent_requests_on_two_replicas_never_overspend(
+    tmp_path: Path, tls: TLS, pg_url: str
+) -> None:
+    require_service("Redis", "127.0.0.1", 6379)
+    shared = {
+        "sim": SimSettings(log_requests=False, latency_ms=300),
+        "db_url": pg_url,
+        "admin_token": TOKEN,
+        "redis_url": REDIS_URL,
+        "redis_prefix": f"sgtest-{secrets.token_hex(4)}",
+        "budget_refresh_s": 0.1,
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with running(tmp_path / "a", tls, **shared) as a, running(tmp_path / "b", tls, **shared) as b:
+        limit = Decimal("0.30")
+        budget_id = create(a, metric="cost_usd", limit=str(limit), scope="project=load")
+        time.sleep(0.5)  # replica b reloads budgets every 0.1 s
+        codes = asyncio.run(_burst(a, 150, b))
+        assert set(codes) == {200, 400} and codes.count(400) >= 50
+        ok = [e for e in a.events(150) if e.status == "ok" and e.project == "load"]
+        assert len(ok) == codes.count(200)  # both replicas write to the one PostgreSQL
+        spent = sum((e.cost_usd for e in ok if e.cost_usd is not None), Decimal(0))
+        assert spent <= limit
+        assert Decimal(status(b, budget_id)["spent"]) == spent
 
 
 def test_a_restart_keeps_spend(tmp_path: Path, tls: TLS) -> None:
