@@ -12,12 +12,14 @@ now = 2025-11-15 12:30 UTC. Costs (each event's cost_usd):
 
 So: spend today 0.205 vs yesterday-so-far 0.100 (+105.0 %); month to date 0.345 vs the same
 span of October 0.115 (+200.0 %); error waste 0.05 (1 call); sales in the last 30 days 0.070,
-engineering 0.275; 1 unpriced call today. ``dashboard_app`` serves the dashboard over such a
-store, with the three ``BUDGETS``.
+engineering 0.275; 1 unpriced call today. ``served_dashboard`` serves the dashboard over such
+a store, with the three ``BUDGETS``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +31,10 @@ from spendgate.events import Event
 from spendgate.settings import GatewaySettings
 from spendgate.store.budgets import create_budget
 from spendgate.store.db import Store, open_store
+from spendgate.store.schema import metadata
 from spendgate.web.dashboard import dashboard_routes
+
+from helpers import serve
 
 NOW = datetime(2025, 11, 15, 12, 30, tzinfo=UTC)
 TOKEN = "test-admin-token-<&>"  # characters that must survive forms and never be echoed
@@ -106,15 +111,28 @@ def seed(store: Store) -> None:
     store.insert_events(events)
 
 
-def seeded_store(folder: Path) -> Store:
-    store = open_store(f"sqlite:///{folder / 'spendgate.db'}")
+def seeded_store(where: Path | str) -> Store:
+    """A store (a SQLite file in folder ``where``, or the database URL ``where``) holding
+    exactly the events and budgets above."""
+    url = where if isinstance(where, str) else f"sqlite:///{where / 'spendgate.db'}"
+    store = open_store(url)
+    with store.engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
     seed(store)
+    for doc in BUDGETS:
+        create_budget(store, budget_from_dict(doc), now=NOW)
     return store
 
 
-def dashboard_app(folder: Path, token: str | None = TOKEN) -> Starlette:
-    store = seeded_store(folder)
-    for doc in BUDGETS:
-        create_budget(store, budget_from_dict(doc), now=NOW)
+@contextmanager
+def served_dashboard(where: Path | str, token: str | None = TOKEN) -> Iterator[str]:
+    """The dashboard over ``seeded_store(where)`` on a real socket; yields its base URL."""
+    store = seeded_store(where)
     settings = GatewaySettings(admin_token=token)
-    return Starlette(routes=dashboard_routes(store, settings, clock=lambda: NOW))
+    app = Starlette(routes=dashboard_routes(store, settings, clock=lambda: NOW))
+    try:
+        with serve(app) as url:
+            yield url
+    finally:
+        store.close()

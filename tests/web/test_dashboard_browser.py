@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from dashboard_seed import TOKEN, dashboard_app
-from helpers import serve
+from dashboard_seed import TOKEN, served_dashboard
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -55,7 +54,7 @@ def _sync_playwright() -> Any:
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve(dashboard_app(tmp_path_factory.mktemp("browser"))) as base:
+    with served_dashboard(tmp_path_factory.mktemp("browser")) as base:
         yield base
 
 

@@ -12,8 +12,7 @@ import requests
 
 from spendgate.web.session import COOKIE, Session
 
-from dashboard_seed import TOKEN, dashboard_app
-from helpers import serve
+from dashboard_seed import TOKEN, served_dashboard
 
 
 def text_of(html: str) -> str:
@@ -24,7 +23,7 @@ def text_of(html: str) -> str:
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve(dashboard_app(tmp_path_factory.mktemp("dash"))) as base:
+    with served_dashboard(tmp_path_factory.mktemp("dash")) as base:
         yield base
 
 
@@ -108,7 +107,7 @@ def test_no_open_redirect_after_sign_in(url: str) -> None:
 
 
 def test_without_an_admin_token_the_dashboard_says_how_to_turn_it_on(tmp_path: Path) -> None:
-    with serve(dashboard_app(tmp_path, token=None)) as base:
+    with served_dashboard(tmp_path, token=None) as base:
         page = requests.get(f"{base}/dashboard", timeout=10)
         assert page.status_code == 403 and "SPENDGATE_ADMIN_TOKEN" in page.text
         tried = requests.post(f"{base}/dashboard/signin", data={"token": ""}, timeout=10)
@@ -128,6 +127,24 @@ def test_overview_shows_the_hand_computed_numbers(url: str, browser: requests.Se
     assert "research unpriced" in text  # never a confident $0
     assert "coder 1 $0.0500 6.7%" in text  # error waste by agent
     assert page.text.count("<canvas") == 2
+
+
+@pytest.mark.postgres
+def test_the_same_numbers_on_postgresql(pg_url: str) -> None:
+    with served_dashboard(pg_url) as base, requests.Session() as session:
+        session.post(f"{base}/dashboard/signin", data={"token": TOKEN}, timeout=10)
+        text = text_of(session.get(f"{base}/dashboard", timeout=10).text)
+        assert "Spend today $0.2050 +105.0% vs previous" in text
+        assert "Spend this month $0.3450 +200.0% vs previous" in text
+        assert "engineering $0.2750 79.7% 15" in text and "research unpriced" in text
+        sales = session.get(
+            f"{base}/dashboard/explorer",
+            params={"range": "30d", "group_by": "agent", "department": "sales"},
+            timeout=10,
+        )
+        assert "Spend $0.0700 Calls 25" in text_of(sales.text)
+        budgets = text_of(session.get(f"{base}/dashboard/budgets", timeout=10).text)
+        assert "55.0% · warning" in budgets and "150.0% · over" in budgets
 
 
 def test_explorer_filters_change_the_numbers(url: str, browser: requests.Session) -> None:
