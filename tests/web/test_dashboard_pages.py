@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from starlette.applications import Starlette
 
+from spendgate.settings import GatewaySettings
+from spendgate.store.db import open_store
+from spendgate.web.dashboard import dashboard_routes
 from spendgate.web.session import COOKIE, Session
 
 from dashboard_seed import TOKEN, served_dashboard
+from helpers import serve
 
 
 def text_of(html: str) -> str:
@@ -257,3 +262,21 @@ def test_explorer_downloads_the_calls_it_shows(url: str, browser: requests.Sessi
     assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"
     signed_out = requests.get(url + href, allow_redirects=False, timeout=10)
     assert signed_out.status_code == 303
+
+
+def test_an_empty_store_renders_every_page(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'empty.db'}")
+    routes = dashboard_routes(store, GatewaySettings(admin_token=TOKEN))
+    paths = ["", "/explorer", "/departments", "/projects", "/agents", "/models", "/users"]
+    try:
+        with serve(Starlette(routes=routes)) as base, requests.Session() as session:
+            session.post(f"{base}/dashboard/signin", data={"token": TOKEN}, timeout=10)
+            for path in [*paths, "/budgets"]:
+                page = session.get(f"{base}/dashboard{path}", timeout=10)
+                assert page.status_code == 200, path
+            overview = text_of(session.get(f"{base}/dashboard", timeout=10).text)
+            assert "Spend today $0.00 no previous data" in overview
+            assert "No calls this month." in overview
+            assert "No budgets yet" in session.get(f"{base}/dashboard/budgets", timeout=10).text
+    finally:
+        store.close()
