@@ -80,19 +80,17 @@ def overview(spend: Spend, now: datetime) -> dict[str, Any]:
     month_rows = spend.rows(group_by=(), since=month.since, until=month.until)
     day = views.window("24h", now)
     days = views.Window(views.day_start(now) - (views.RANGES["30d"]), now, "day")
-    tops = []
+    tops, whole = [], views.total(month_rows)
     for path, (field, title) in [*DIMENSIONS.items(), ("models", (MODEL, "Models"))]:
         rows = spend.rows(group_by=(field,), since=month.since, until=month.until, limit=TOP)
-        whole = views.total(month_rows)
         for row in rows:
             row["share"] = views.share(Decimal(row["cost"]), whole)
         tops.append({"field": field, "title": title, "page": f"/dashboard/{path}", "rows": rows})
+    today_rows = spend.rows(group_by=(), since=today.since, until=today.until)
     return {
-        "today": _compare(spend, today, yesterday),
+        "today": views.Comparison(views.total(today_rows), _cost(spend, yesterday)),
         "month": views.Comparison(views.total(month_rows), _cost(spend, last_month)),
-        "requests_today": views.total(
-            spend.rows(group_by=(), since=today.since, until=today.until), "requests"
-        ),
+        "requests_today": views.total(today_rows, "requests"),
         "unpriced": int(views.total(month_rows, "unpriced")),
         "hourly": views.series_chart(
             spend.rows(group_by=(MODEL,), since=day.since, until=day.until, bucket="hour"),
@@ -197,10 +195,6 @@ def budgets(statuses: Sequence[BudgetStatus]) -> dict[str, Any]:
             }
         )
     return {"budgets": rows}
-
-
-def _compare(spend: Spend, current: views.Window, previous: views.Window) -> views.Comparison:
-    return views.Comparison(_cost(spend, current), _cost(spend, previous))
 
 
 def _cost(spend: Spend, win: views.Window) -> Decimal:
