@@ -33,6 +33,11 @@ def metadata_problems(metadata: Any, where: str = "requestMetadata") -> list[str
     return problems
 
 
+def is_valid_value(value: str) -> bool:
+    """Whether one value may be written to requestMetadata (length and characters)."""
+    return len(value) <= MAX_VALUE and _ALLOWED.fullmatch(value) is not None
+
+
 def _entry_problems(key: Any, value: Any, where: str) -> list[str]:
     if not isinstance(key, str) or not isinstance(value, str):
         return [f"Value at '{where}' failed to satisfy constraint: keys and values must be strings"]

@@ -221,6 +221,7 @@ def encode_model_id(model_id: str) -> str:
     return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in model_id.encode("utf-8"))
 
 
+@functools.lru_cache(maxsize=4096)
 def decode_model_id(label: str) -> str:
     """Percent-decode a path label once; malformed escapes or non-UTF-8 raise InvalidModelId."""
     if _PERCENT_RE.search(label):

@@ -30,6 +30,9 @@ from typing import Any
 
 IMAGE_TOKENS = 1600
 ROLE_TOKENS = 3
+# json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False), without building an
+# encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ class Prompt:
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def text_tokens(text: str) -> int:

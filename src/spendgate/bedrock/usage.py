@@ -27,6 +27,7 @@ A response whose input or output count we cannot find yields ``usage=None``, nev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -114,6 +115,7 @@ class Extracted:
     latency_ms: int | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def body_family(model: str) -> str:
     """The request/response body family of a model id, profile id or ARN.
 

@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spendgate.bedrock.metadata import MAX_ENTRIES, metadata_problems
+from spendgate.bedrock.metadata import MAX_ENTRIES, is_valid_value, metadata_problems
 from spendgate.errors import AwsError
 from spendgate.events import ATTRIBUTION_FIELDS
+from spendgate.gateway import jsoncodec
 
 HEADERS: dict[str, str] = {
     "x-claude-code-session-id": "session_id",  # weaker than X-Session-Id: listed first
@@ -104,8 +105,7 @@ def merge(
 
 def _checked(value: str, header: str) -> str:
     value = value.strip()
-    problems = metadata_problems({"x": value}, header)
-    if problems:
+    if not is_valid_value(value):
         raise AwsError(
             "ValidationException",
             f"Header {header} has an invalid value: use at most 256 letters, digits, spaces "
@@ -121,7 +121,7 @@ def inject_converse(body: bytes, doc: Mapping[str, Any], metadata: Mapping[str, 
     the rest of the body is forwarded byte for byte."""
     if doc.get("requestMetadata") == metadata:
         return body
-    encoded = json.dumps(dict(metadata), separators=(",", ":")).encode()
+    encoded = jsoncodec.dumps(dict(metadata))
     if "requestMetadata" not in doc:
         start = body.index(b"{") + 1
         empty = body[start:].strip() == b"}"

@@ -1,9 +1,11 @@
 """Prometheus metrics for ``GET /metrics``, and a periodic summary log line.
 
-``Metrics.observe(event)`` runs once per finished call, on the hot path: it touches only cached
-label children (no ``labels()`` lookup after the first call of an operation/model pair), a few
-microseconds in all. Writer and upstream-pool figures are read when Prometheus scrapes. Every
-``Metrics`` has its own ``CollectorRegistry``; nothing is registered globally.
+``Metrics.observe(event)`` runs once per finished call, on the hot path, so it only adds to
+plain numbers: the series of an operation/model pair is found with one dict lookup, and nothing
+takes a lock (observe and scrapes both run on the event loop). ``_Calls`` turns the numbers into
+Prometheus counters and histograms when Prometheus scrapes; writer and upstream-pool figures are
+read then too. Every ``Metrics`` has its own ``CollectorRegistry``; nothing is registered
+globally.
 
 Model labels are the catalog model (``base_model``) when known, else the model id as sent; past
 ``MAX_MODELS`` distinct values new ones are counted as ``other``, so a client inventing model
@@ -14,12 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
+from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,19 +48,51 @@ TOKEN_TYPES = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1
 WRITER_COUNTERS = ("written", "journaled", "replayed", "overflowed", "db_errors", "rejected")
 
 
+class _Histogram:
+    """Observations of one label set; a bucket counts the values <= its bound."""
+
+    __slots__ = ("bounds", "counts", "created", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+        self.created = time.time()
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """(upper bound as Prometheus writes it, cumulative count), ending with ``+Inf``."""
+        bounds = [str(float(b)) for b in self.bounds] + ["+Inf"]
+        return list(zip(bounds, accumulate(self.counts), strict=True))
+
+
+class _Model:
+    """Totals of one model label: tokens by type, cost, unpriced calls."""
+
+    __slots__ = ("cost", "created", "tokens", "unpriced")
+
+    def __init__(self) -> None:
+        self.tokens = [0] * len(TOKEN_TYPES)
+        self.cost = 0.0
+        self.unpriced = 0
+        self.created = time.time()
+
+
 class _Series:
-    """The label children of one (operation, model) pair."""
+    """The numbers of one (operation, model) pair."""
 
-    __slots__ = ("cost", "labels", "latency", "requests", "tokens", "ttfb", "unpriced")
+    __slots__ = ("created", "labels", "latency", "model", "requests", "ttfb")
 
-    def __init__(self, metrics: Metrics, operation: str, model: str) -> None:
+    def __init__(self, operation: str, model: str, totals: _Model) -> None:
         self.labels = (operation, model)
-        self.requests: dict[str, Counter] = {}
-        self.latency = metrics.latency.labels(operation, model)
-        self.ttfb: Histogram | None = None  # streams only
-        self.tokens = tuple(metrics.tokens.labels(model, kind) for kind in TOKEN_TYPES)
-        self.cost = metrics.cost.labels(model)
-        self.unpriced = metrics.unpriced.labels(model)
+        self.model = totals
+        self.requests: dict[str, int] = {}  # by status
+        self.latency = _Histogram(LATENCY_BUCKETS)
+        self.ttfb: _Histogram | None = None  # streams only
+        self.created = time.time()
 
 
 @dataclass(slots=True)
@@ -69,7 +111,7 @@ class Window:
 
 
 class Metrics:
-    """The gateway's Prometheus metrics; ``observe`` each finished call's event."""
+    """The gateway's Prometheus metrics; ``observe`` each finished call's event (on the loop)."""
 
     def __init__(
         self,
@@ -78,79 +120,45 @@ class Metrics:
         upstream_stats: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "spendgate_requests",
-            "Runtime calls finished",
-            ["operation", "model", "status"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "spendgate_request_duration_seconds",
-            "Time from request to the last byte relayed",
-            ["operation", "model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ttfb = Histogram(
-            "spendgate_time_to_first_byte_seconds",
-            "Streams: time to Bedrock's first byte",
-            ["operation", "model"],
-            buckets=TTFB_BUCKETS,
-            registry=r,
-        )
-        self.tokens = Counter("spendgate_tokens", "Tokens metered", ["model", "type"], registry=r)
-        self.cost = Counter("spendgate_cost_usd", "Metered cost in USD", ["model"], registry=r)
-        self.unpriced = Counter(
-            "spendgate_unpriced_calls",
-            "Calls with no price (unknown model or usage)",
-            ["model"],
-            registry=r,
-        )
-        self.upstream_errors = Counter(
-            "spendgate_upstream_errors",
-            "Calls Bedrock failed or could not be reached, by type",
-            ["type"],
-            registry=r,
-        )
-        self.rejections = Counter(
-            "spendgate_rejected",
-            "Calls the gateway refused before forwarding, by type",
-            ["type"],
-            registry=r,
-        )
-        r.register(_Pipeline(writer_stats, upstream_stats))
+        self.registry.register(_Calls(self))
+        self.registry.register(_Pipeline(writer_stats, upstream_stats))
         self.writer_stats = writer_stats
         self.window = Window()
-        self._series: dict[tuple[str | None, str | None], _Series] = {}
-        self._errors: dict[tuple[str, str | None], Counter] = {}
-        self._models: set[str] = set()
+        self.series: dict[tuple[str, str], _Series] = {}  # by labels
+        self.models: dict[str, _Model] = {}  # by model label
+        self.rejected: dict[str, int] = {}  # by error type
+        self.upstream_errors: dict[str, int] = {}  # by error type
+        self._found: dict[tuple[str | None, str | None], _Series] = {}  # by event fields
+        self._error_types: set[str] = set()
 
     def observe(self, event: Event) -> None:
-        """Count one finished call. Cheap: cached children only."""
-        series = self._series.get((event.operation, event.base_model or event.model_id))
+        """Count one finished call."""
+        series = self._found.get((event.operation, event.base_model or event.model_id))
         if series is None:
             series = self._new_series(event)
         status = event.status
-        counter = series.requests.get(status)
-        if counter is None:
-            counter = series.requests[status] = self.requests.labels(*series.labels, status)
-        counter.inc()
+        series.requests[status] = series.requests.get(status, 0) + 1
         if event.latency_ms is not None:
             series.latency.observe(event.latency_ms / 1000)
         if event.streamed and event.ttfb_ms is not None:
             if series.ttfb is None:
-                series.ttfb = self.ttfb.labels(*series.labels)
+                series.ttfb = _Histogram(TTFB_BUCKETS)
             series.ttfb.observe(event.ttfb_ms / 1000)
-        self._count_tokens(series, event)
+        totals = series.model
+        tokens = totals.tokens
+        tokens[0] += event.input_tokens
+        tokens[1] += event.output_tokens
+        tokens[2] += event.cache_read_tokens
+        tokens[3] += event.cache_write_5m_tokens
+        tokens[4] += event.cache_write_1h_tokens
         if event.cost_usd:
-            series.cost.inc(float(event.cost_usd))
+            totals.cost += float(event.cost_usd)
             self.window.cost_usd += event.cost_usd
         if event.unpriced:
-            series.unpriced.inc()
+            totals.unpriced += 1
             self.window.unpriced += 1
         if event.error_type is not None:
-            self._error(status, event.error_type).inc()
+            self._count_error(status, event.error_type)
         self._count_window(event)
 
     def render(self) -> bytes:
@@ -160,18 +168,6 @@ class Metrics:
         """The totals since the last call, and a fresh window."""
         window, self.window = self.window, Window()
         return window
-
-    def _count_tokens(self, series: _Series, event: Event) -> None:
-        counts = (
-            event.input_tokens,
-            event.output_tokens,
-            event.cache_read_tokens,
-            event.cache_write_5m_tokens,
-            event.cache_write_1h_tokens,
-        )
-        for child, count in zip(series.tokens, counts, strict=True):
-            if count:
-                child.inc(count)
 
     def _count_window(self, event: Event) -> None:
         window = self.window
@@ -187,27 +183,98 @@ class Metrics:
             window.partial += 1
 
     def _new_series(self, event: Event) -> _Series:
-        series = _Series(self, event.operation or "unknown", self._model(event))
-        if len(self._series) < MAX_SERIES:
-            self._series[(event.operation, event.base_model or event.model_id)] = series
+        operation, model = event.operation or "unknown", self._model(event)
+        series = self.series.get((operation, model))
+        if series is None:
+            totals = self.models.setdefault(model, _Model())
+            series = self.series[(operation, model)] = _Series(operation, model, totals)
+        if len(self._found) < MAX_SERIES:
+            self._found[(event.operation, event.base_model or event.model_id)] = series
         return series
 
     def _model(self, event: Event) -> str:
         model = event.base_model or event.model_id or "unknown"
-        if model in self._models:
+        if model in self.models:
             return model
-        if len(self._models) >= MAX_MODELS:
+        if len(self.models) >= MAX_MODELS:
             return "other"
-        self._models.add(model)
         return model
 
-    def _error(self, status: str, error_type: str) -> Counter:
-        child = self._errors.get((status, error_type))
-        if child is None:
-            family = self.rejections if status == "rejected" else self.upstream_errors
-            child = family.labels(error_type if len(self._errors) < MAX_MODELS else "other")
-            self._errors[(status, error_type)] = child
-        return child
+    def _count_error(self, status: str, error_type: str) -> None:
+        if error_type not in self._error_types:
+            if len(self._error_types) >= MAX_MODELS:
+                error_type = "other"
+            self._error_types.add(error_type)
+        counts = self.rejected if status == "rejected" else self.upstream_errors
+        counts[error_type] = counts.get(error_type, 0) + 1
+
+
+class _Calls:
+    """Collector: ``Metrics``' numbers as Prometheus counters and histograms."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        series = list(m.series.values())
+        models = list(m.models.items())
+        requests = CounterMetricFamily(
+            "spendgate_requests", "Runtime calls finished", labels=["operation", "model", "status"]
+        )
+        for s in series:
+            for status, count in list(s.requests.items()):
+                requests.add_metric([*s.labels, status], count, created=s.created)
+        yield requests
+        yield _histogram(
+            "spendgate_request_duration_seconds",
+            "Time from request to the last byte relayed",
+            [(s.labels, s.latency) for s in series],
+        )
+        yield _histogram(
+            "spendgate_time_to_first_byte_seconds",
+            "Streams: time to Bedrock's first byte",
+            [(s.labels, s.ttfb) for s in series if s.ttfb is not None],
+        )
+        tokens = CounterMetricFamily("spendgate_tokens", "Tokens metered", labels=["model", "type"])
+        cost = CounterMetricFamily("spendgate_cost_usd", "Metered cost in USD", labels=["model"])
+        unpriced = CounterMetricFamily(
+            "spendgate_unpriced_calls",
+            "Calls with no price (unknown model or usage)",
+            labels=["model"],
+        )
+        for model, totals in models:
+            for kind, count in zip(TOKEN_TYPES, totals.tokens, strict=True):
+                tokens.add_metric([model, kind], count, created=totals.created)
+            cost.add_metric([model], totals.cost, created=totals.created)
+            unpriced.add_metric([model], totals.unpriced, created=totals.created)
+        yield from (tokens, cost, unpriced)
+        yield _by_type(
+            "spendgate_upstream_errors",
+            "Calls Bedrock failed or could not be reached, by type",
+            m.upstream_errors,
+        )
+        yield _by_type(
+            "spendgate_rejected", "Calls the gateway refused before forwarding, by type", m.rejected
+        )
+
+
+def _histogram(
+    name: str, documentation: str, items: list[tuple[tuple[str, str], _Histogram]]
+) -> Metric:
+    family = HistogramMetricFamily(name, documentation, labels=["operation", "model"])
+    for (operation, model), histogram in items:
+        family.add_metric([operation, model], histogram.buckets(), histogram.total)
+        labels = {"operation": operation, "model": model}
+        family.add_sample(f"{name}_created", labels, histogram.created)
+    return family
+
+
+def _by_type(name: str, documentation: str, counts: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=["type"])
+    for error_type, count in list(counts.items()):
+        family.add_metric([error_type], count)
+    return family
 
 
 class _Pipeline:

@@ -34,7 +34,7 @@ from spendgate.bedrock.usage import body_family
 from spendgate.errors import AwsError
 from spendgate.events import Event, new_event_id
 from spendgate.gateway import attribution as attr
-from spendgate.gateway import logs
+from spendgate.gateway import jsoncodec, logs
 from spendgate.gateway.credentials import AwsIdentity
 from spendgate.gateway.guard import BudgetDenied, Guard
 from spendgate.gateway.keys import KeyRing, presented_key
@@ -247,7 +247,7 @@ def _parse(body: bytes, op: str, headers: Mapping[str, str]) -> dict[str, Any] |
     if op not in CONVERSE and op != "count-tokens" and "json" not in content_type:
         return None
     try:
-        doc = json.loads(body)
+        doc = jsoncodec.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise AwsError("ValidationException", _MALFORMED) from None
     if not isinstance(doc, dict):

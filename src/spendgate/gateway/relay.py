@@ -10,7 +10,6 @@ finish, and the upstream call is cancelled by closing its connection.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from spendgate.bedrock.usage import (
     generated_text,
 )
 from spendgate.errors import AwsError, EventStreamError
+from spendgate.gateway import jsoncodec
 from spendgate.gateway.metering import Call, Outcome
 from spendgate.gateway.proxy import Inbound, Proxy, error_reply, route
 from spendgate.gateway.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
@@ -132,7 +132,7 @@ class RawResponse:
 
 def _meter(call: Call, response: UpstreamResponse, body: bytes) -> tuple[Extracted, str | None]:
     try:
-        doc: Any = json.loads(body)
+        doc: Any = jsoncodec.loads(body)
     except ValueError:
         doc = None
     if call.operation == "count-tokens":
