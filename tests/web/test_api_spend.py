@@ -239,10 +239,14 @@ def test_export_parquet_is_typed_and_exact(web: str) -> None:
     assert table.column("ts").to_pylist()[0] == DAY + timedelta(hours=9)
 
 
-def test_export_bad_format(web: str) -> None:
+def test_export_bad_format_and_filters(web: str) -> None:
     assert error_of(get(web, "/api/v1/export", format="xlsx")) == (
         400,
         "format must be one of csv, json, parquet, not 'xlsx'",
+    )
+    assert error_of(get(web, "/api/v1/export", department="")) == (
+        400,
+        "filter department needs a value",
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,7 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spendgate.analytics.query import money_text
+from spendgate.errors import ConfigError
 from spendgate.events import Event
+from spendgate.store.schema import FILTERABLE
 
 FORMATS = ("csv", "json", "parquet")
 MEDIA_TYPES = {
@@ -38,6 +40,19 @@ def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_filters(filters: Mapping[str, str]) -> dict[str, str]:
+    """Export filters checked: known event filters (``FILTERABLE``), each with a value."""
+    unknown = sorted(set(filters) - set(FILTERABLE))
+    if unknown:
+        raise ConfigError(
+            f"unknown event filter {', '.join(unknown)}; filter on: {', '.join(FILTERABLE)}"
+        )
+    empty = sorted(name for name, value in filters.items() if not value)
+    if empty:
+        raise ConfigError(f"filter {', '.join(empty)} needs a value")
+    return dict(filters)
 
 
 def record(event: Event) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def export(
     """Export events (every field, oldest first) to CSV, JSON or Parquet."""
     chosen = format_for(fmt, out)
     start, end = time_range(since, until, datetime.now(UTC))
-    where = parse_filters(filters)
+    where = exports.event_filters(parse_filters(filters))
     with gateway_store(db, config_file) as store:
         total = store.count_events(since=start, until=end, filters=where)
         chunks = store.iter_events(since=start, until=end, filters=where)

@@ -144,6 +144,7 @@ def api_routes(store: Store, *, clock: Callable[[], datetime]) -> list[BaseRoute
         since, until = time_range(options.get("since"), options.get("until"), clock())
         name = f"spendgate-events-{since:%Y%m%dT%H%M}-{until:%Y%m%dT%H%M}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        filters = exports.event_filters(filters)
         chunks = store.iter_events(since=since, until=until, filters=filters)
         if fmt == "parquet":
             path = await asyncio.to_thread(_parquet_file, chunks)
