@@ -236,11 +236,13 @@ class Signer:
 
 
 def _signable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in _lowercase_headers(headers).items()
-        if name not in _UNSIGNED_HEADERS
-    }
+    """``_lowercase_headers`` without the ones sign() leaves out or replaces."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lname = name.lower()
+        if lname not in _UNSIGNED_HEADERS:
+            out[lname] = f"{out[lname]},{value}" if lname in out else value
+    return out
 
 
 def sign(

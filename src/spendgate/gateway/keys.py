@@ -56,6 +56,10 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _shown(key: str) -> str:
+    return f"{key_prefix(key)}…" if key.startswith(KEY_PREFIX) else "(not a spendgate key)"
+
+
 def denied(message: str) -> AwsError:
     return AwsError("AccessDeniedException", f"spendgate: {message}")
 
@@ -99,13 +103,16 @@ class KeyRing:
             )
         digest = hash_key(key)
         record = self._by_hash.get(digest) or await self._fetch(digest)
-        shown = f"{key_prefix(key)}…" if key.startswith(KEY_PREFIX) else "(not a spendgate key)"
         if record is None:
-            raise denied(f"unknown API key {shown}")
+            raise denied(f"unknown API key {_shown(key)}")
         if record.revoked_at is not None and record.revoked_at <= now:
-            raise denied(f"API key {record.id} ({shown}) was revoked at {_iso(record.revoked_at)}")
+            raise denied(
+                f"API key {record.id} ({_shown(key)}) was revoked at {_iso(record.revoked_at)}"
+            )
         if record.expires_at is not None and record.expires_at <= now:
-            raise denied(f"API key {record.id} ({shown}) expired at {_iso(record.expires_at)}")
+            raise denied(
+                f"API key {record.id} ({_shown(key)}) expired at {_iso(record.expires_at)}"
+            )
         return record
 
     async def _fetch(self, digest: str) -> KeyRecord | None:
