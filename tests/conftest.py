@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,9 +22,9 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN = f"host={PG_HOST} port={PG_PORT} user=postgres dbname=postgres"
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this session; dropped at the end."""
+@contextlib.contextmanager
+def _database() -> Iterator[str]:
+    """A new PostgreSQL database, dropped afterwards."""
     require_service("PostgreSQL", PG_HOST, PG_PORT)
     name = f"spendgate_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
@@ -33,6 +34,20 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session; dropped at the end."""
+    with _database() as url:
+        yield url
+
+
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL database for this test alone (state other tests leave cannot leak in)."""
+    with _database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -109,12 +109,12 @@ async def _burst(env: Env, count: int, *others: Env) -> list[int]:
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_concurrent_requests_on_two_replicas_never_overspend(
-    tmp_path: Path, tls: TLS, pg_url: str
+    tmp_path: Path, tls: TLS, own_pg_url: str
 ) -> None:
     require_service("Redis", "127.0.0.1", 6379)
     shared = {
         "sim": SimSettings(log_requests=False, latency_ms=300),
-        "db_url": pg_url,
+        "db_url": own_pg_url,
         "admin_token": TOKEN,
         "redis_url": REDIS_URL,
         "redis_prefix": f"sgtest-{secrets.token_hex(4)}",
@@ -154,10 +154,12 @@ def test_a_restart_keeps_spend(tmp_path: Path, tls: TLS) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_two_gateways_sharing_redis_keep_one_limit(tmp_path: Path, tls: TLS, pg_url: str) -> None:
+def test_two_gateways_sharing_redis_keep_one_limit(
+    tmp_path: Path, tls: TLS, own_pg_url: str
+) -> None:
     require_service("Redis", "127.0.0.1", 6379)
     shared = {
-        "db_url": pg_url,
+        "db_url": own_pg_url,
         "admin_token": TOKEN,
         "redis_url": REDIS_URL,
         "redis_prefix": f"sgtest-{secrets.token_hex(4)}",
