@@ -1,4 +1,4 @@
-"""Prometheus metrics: what ``observe`` counts, what a scrape shows, and what it costs."""
+"""Prometheus metrics: what ``observe`` counts and what a scrape shows."""
 
 from __future__ import annotations
 
@@ -160,25 +160,6 @@ def test_each_metrics_object_has_its_own_registry() -> None:
     )
     global_names = {f.name for f in prometheus_client.REGISTRY.collect()}
     assert not any(name.startswith("spendgate") for name in global_names)
-
-
-def test_observe_costs_well_under_ten_microseconds() -> None:
-    m = Metrics()
-    calls = [
-        event(),
-        event(operation="ConverseStream", streamed=True, ttfb_ms=30, cache_read_tokens=5),
-        event(status="error", error_type="ThrottlingException"),
-    ]
-    for e in calls:
-        m.observe(e)  # label children are made on first sight
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(1000):
-            for e in calls:
-                m.observe(e)
-        best = min(best, (time.perf_counter() - start) / 3000)
-    assert best < 10e-6, f"observe took {best * 1e6:.1f} µs"
 
 
 def test_the_summary_line_tells_what_happened_and_stays_quiet_when_idle(
