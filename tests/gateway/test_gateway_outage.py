@@ -23,10 +23,12 @@ def wait(check: Any, timeout: float = 15.0) -> None:
 
 
 @pytest.mark.postgres
-def test_database_down_during_traffic_loses_nothing(tmp_path: Path, tls: TLS, pg_url: str) -> None:
+def test_database_down_during_traffic_loses_nothing(
+    tmp_path: Path, tls: TLS, own_pg_url: str
+) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432), free_port())
     proxy.start()
-    url = pg_url.replace(":5432/", f":{proxy.port}/")
+    url = own_pg_url.replace(":5432/", f":{proxy.port}/")
     body = {"messages": [{"role": "user", "content": [{"text": PROMPT}]}]}
     path = "/model/amazon.nova-lite-v1%3A0/converse"
     try:
