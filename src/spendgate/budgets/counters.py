@@ -65,54 +65,69 @@ def to_units(metric: Metric, amount: Decimal | int, *, reserve: bool = False) ->
     if metric is not Metric.COST_USD:
         return int(amount)
     rounding = ROUND_CEILING if reserve else ROUND_HALF_EVEN
-    return int((Decimal(amount) * NANO).to_integral_value(rounding))
+    return int((amount * NANO).to_integral_value(rounding))
 
 
 def from_units(metric: Metric, units: int) -> Decimal:
     return Decimal(units) / NANO if metric is Metric.COST_USD else Decimal(units)
 
 
-class MemoryCounter:
-    """One process's counters: budget id -> bucket -> [used, reserved]."""
+class _Window:
+    """One budget's buckets in memory: bucket -> [used, reserved]."""
+
+    __slots__ = ("buckets", "newest")
 
     def __init__(self) -> None:
-        self._buckets: dict[str, dict[int, list[int]]] = {}
-        self._newest: dict[str, int] = {}  # budget id -> newest bucket seen (prune when it moves)
+        self.buckets: dict[int, list[int]] = {}
+        self.newest = -1  # the newest bucket seen; older ones are pruned when it moves
 
-    def _window(self, budget_id: str, bucket: int, slots: int) -> dict[int, list[int]]:
-        buckets = self._buckets.setdefault(budget_id, {})
-        if self._newest.get(budget_id) != bucket:
-            self._newest[budget_id] = bucket
-            stale = [b for b in buckets if b <= bucket - slots]
-            for b in stale:
+    def at(self, bucket: int, slots: int) -> _Window:
+        if bucket > self.newest:
+            self.newest = bucket
+            buckets = self.buckets
+            for b in [b for b in buckets if b <= bucket - slots]:
                 if buckets[b][1] == 0:  # keep a bucket that still holds reservations
                     del buckets[b]
-        return buckets
+        return self
 
-    def _total(self, buckets: dict[int, list[int]], bucket: int, slots: int) -> tuple[int, int]:
+    def total(self, bucket: int, slots: int) -> tuple[int, int]:
         if slots == 1:
-            pair = buckets.get(bucket)
+            pair = self.buckets.get(bucket)
             return (pair[0], pair[1]) if pair else (0, 0)
         used = reserved = 0
-        for b, (u, r) in buckets.items():
+        for b, (u, r) in self.buckets.items():
             if bucket - slots < b <= bucket:
                 used += u
                 reserved += r
         return used, reserved
 
+
+class MemoryCounter:
+    """One process's counters: budget id -> its window's buckets."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, _Window] = {}
+
+    def _window(self, budget_id: str, bucket: int, slots: int) -> _Window:
+        window = self._windows.get(budget_id)
+        if window is None:
+            window = self._windows[budget_id] = _Window()
+        return window.at(bucket, slots)
+
     async def reserve(self, holds: Sequence[Hold]) -> list[int]:
         over = []
-        for i, hold in enumerate(holds):
-            if hold.limit is None:
-                continue
-            buckets = self._window(hold.budget_id, hold.bucket, hold.slots)
-            used, reserved = self._total(buckets, hold.bucket, hold.slots)
-            if used + reserved + hold.amount > hold.limit:
-                over.append(i)
+        windows = [self._window(h.budget_id, h.bucket, h.slots) for h in holds]
+        for i, (hold, window) in enumerate(zip(holds, windows, strict=True)):
+            if hold.limit is not None:
+                used, reserved = window.total(hold.bucket, hold.slots)
+                if used + reserved + hold.amount > hold.limit:
+                    over.append(i)
         if over:
             return over
-        for hold in holds:
-            slot = self._buckets.setdefault(hold.budget_id, {}).setdefault(hold.bucket, [0, 0])
+        for hold, window in zip(holds, windows, strict=True):
+            slot = window.buckets.get(hold.bucket)
+            if slot is None:
+                slot = window.buckets[hold.bucket] = [0, 0]
             slot[1] += hold.amount
         return []
 
@@ -123,25 +138,25 @@ class MemoryCounter:
         """``settle`` without a coroutine: the gateway calls it inline as a call finishes."""
         totals = []
         for hold, used in zip(holds, actual, strict=True):
-            buckets = self._window(hold.budget_id, hold.bucket, hold.slots)
-            slot = buckets.setdefault(hold.bucket, [0, 0])
+            window = self._window(hold.budget_id, hold.bucket, hold.slots)
+            slot = window.buckets.setdefault(hold.bucket, [0, 0])
             slot[0] += used
             slot[1] = max(0, slot[1] - hold.amount)
-            current = self._newest.get(hold.budget_id, hold.bucket)
-            totals.append(self._total(buckets, current, hold.slots)[0])
+            totals.append(window.total(window.newest, hold.slots)[0])
         return totals
 
     async def level(self, budget_id: str, bucket: int, slots: int) -> Level:
-        buckets = self._window(budget_id, bucket, slots)
-        used, reserved = self._total(buckets, bucket, slots)
-        live = [b for b, (u, _) in buckets.items() if u and bucket - slots < b <= bucket]
+        window = self._window(budget_id, bucket, slots)
+        used, reserved = window.total(bucket, slots)
+        live = [b for b, (u, _) in window.buckets.items() if u and bucket - slots < b <= bucket]
         return Level(used, reserved, min(live) if live else None)
 
     async def seed(self, budget_id: str, bucket: int, used: int, ttl_s: int) -> None:
-        held = sum(r for _, r in self._buckets.get(budget_id, {}).values())
-        self._buckets[budget_id] = {bucket: [used, held]}
-        self._newest[budget_id] = bucket
+        old = self._windows.get(budget_id)
+        held = sum(r for _, r in old.buckets.values()) if old else 0
+        window = self._windows[budget_id] = _Window()
+        window.buckets[bucket] = [used, held]
+        window.newest = bucket
 
     async def aclose(self) -> None:
-        self._buckets.clear()
-        self._newest.clear()
+        self._windows.clear()

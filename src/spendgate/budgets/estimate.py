@@ -12,7 +12,6 @@ conservative rates ``Rates`` holds, never $0 — both when reserving and when se
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -45,9 +44,9 @@ class Tokens(NamedTuple):
     cache_write_1h_tokens: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Use:
-    """Amounts of one call in every metric (a worst case, or what it really used)."""
+class Use(NamedTuple):
+    """Amounts of one call in every metric (a worst case, or what it really used). A NamedTuple:
+    two are built per call on the gateway's hot path."""
 
     input_tokens: int  # every input-side token, cache reads and writes included
     output_tokens: int
@@ -70,6 +69,10 @@ def requested_max_output(doc: Mapping[str, Any] | None) -> int | None:
     """The output cap the request states, if any (top level or its config object)."""
     if not doc:
         return None
+    config = doc.get("inferenceConfig")
+    common = config.get("maxTokens") if isinstance(config, Mapping) else doc.get("max_tokens")
+    if isinstance(common, int) and not isinstance(common, bool) and common > 0:
+        return common  # Converse, Anthropic: the usual places first
     places = [doc, *(doc.get(k) for k in _CONFIG_KEYS)]
     for place in places:
         if not isinstance(place, Mapping):

@@ -57,21 +57,24 @@ class Spans:
     call, so this keeps time-zone arithmetic off the hot path."""
 
     def __init__(self) -> None:
-        self._calendar: dict[tuple[Window, str], Span] = {}
-        self._rolling: dict[Window, Span] = {}
+        self._how: dict[str, tuple[int, tuple[Window, str]]] = {}  # budget id -> slot s, period
+        self._known: dict[object, Span] = {}  # slot seconds or (window, zone) -> latest span
 
-    def __call__(self, budget: Budget, now: datetime) -> Span:
-        if budget.window.rolling:
-            known = self._rolling.get(budget.window)
-            slot = ROLLING_SECONDS[budget.window] // SLOTS
-            if known is None or known.bucket != int(now.timestamp()) // slot:
-                known = self._rolling[budget.window] = span(budget, now)
+    def __call__(self, budget: Budget, now: datetime, ts: int | None = None) -> Span:
+        how = self._how.get(budget.id)
+        if how is None:
+            slot = ROLLING_SECONDS[budget.window] // SLOTS if budget.window.rolling else 0
+            how = self._how[budget.id] = (slot, (budget.window, budget.timezone))
+        slot, period = how
+        if slot:
+            known = self._known.get(slot)
+            if known is None or known.bucket != (ts or int(now.timestamp())) // slot:
+                known = self._known[slot] = span(budget, now)
             return known
-        key = (budget.window, budget.timezone)
-        period = self._calendar.get(key)
-        if period is None or not period.start <= now < period.end:
-            period = self._calendar[key] = span(budget, now)
-        return period
+        known = self._known.get(period)
+        if known is None or not known.start <= now < known.end:
+            known = self._known[period] = span(budget, now)
+        return known
 
 
 def calendar_period(window: Window, timezone: str, now: datetime) -> tuple[datetime, datetime]:

@@ -52,6 +52,7 @@ from spendgate.pricing import Price, default_catalog, price_for
 from spendgate.settings import GatewaySettings
 
 log = logging.getLogger("spendgate.budgets")
+MAX_REMEMBERED = 8192  # distinct (attribution, key, model) match results kept
 Alert = Callable[[Budget, int, Decimal], None]
 
 
@@ -90,6 +91,7 @@ class Guard:
         )
         self._inline = isinstance(counter, MemoryCounter)
         self._limits: dict[str, int | None] = {}  # budget id -> limit in units (None: alert)
+        self._matched: dict[tuple[Any, ...], list[Budget]] = {}
         self._spans = Spans()
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -101,7 +103,26 @@ class Guard:
             b.id: to_units(b.metric, b.limit) if b.blocks else None for b in index.budgets.values()
         }
         self.index = index
+        self._matched = {}
+        self._spans = Spans()  # a changed budget may have a new window
         return [b for b in index.budgets.values() if before.get(b.id) != b]
+
+    def _match(self, call: Call) -> list[Budget]:
+        """The budgets a call matches, remembered per (attribution, key, model): the same
+        callers and models come back call after call."""
+        resolved = call.resolved
+        key = (
+            tuple(call.attribution.values.items()),
+            call.key_id,
+            resolved.requested if resolved else None,
+            resolved.model_id if resolved else None,
+        )
+        found = self._matched.get(key)
+        if found is None:
+            if len(self._matched) >= MAX_REMEMBERED:
+                self._matched.clear()
+            found = self._matched[key] = self.index.match(subject(call))
+        return found
 
     # -- before forwarding -------------------------------------------------------------------
 
@@ -109,7 +130,7 @@ class Guard:
         if not self.index.budgets:
             return
         for attempt in (0, 1):
-            budgets = self.index.match(subject(call))
+            budgets = self._match(call)
             if not budgets:
                 return
             worst = self._worst_case(call, doc)
@@ -135,11 +156,12 @@ class Guard:
     def _holds(self, budgets: list[Budget], worst: Use, now: datetime) -> list[Hold]:
         amounts: dict[Metric, int] = {}
         holds = []
+        ts = int(now.timestamp())
         for b in budgets:
             amount = amounts.get(b.metric)
             if amount is None:
                 amount = amounts[b.metric] = _amount(b.metric, worst, reserve=True)
-            where = self._spans(b, now)
+            where = self._spans(b, now, ts)
             limit = self._limits.get(b.id)
             holds.append(Hold(b.id, where.bucket, where.slots, amount, limit, where.ttl_s))
         return holds
@@ -206,10 +228,13 @@ class Guard:
             return
         call.reservation = None
         use = self._actual(event, reservation.worst)
-        amounts = {
-            m: _amount(m, use, reserve=False) for m in {b.metric for b in reservation.budgets}
-        }
-        actual = [amounts[b.metric] for b in reservation.budgets]
+        amounts: dict[Metric, int] = {}
+        actual = []
+        for b in reservation.budgets:
+            amount = amounts.get(b.metric)
+            if amount is None:
+                amount = amounts[b.metric] = _amount(b.metric, use, reserve=False)
+            actual.append(amount)
         if self._inline:
             assert isinstance(self.counter, MemoryCounter)
             totals = self.counter.settle_now(reservation.holds, actual)
