@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from spendgate.budgets.model import Action, Budget, Metric, Window
+from spendgate.budgets.model import Action, Budget, Metric, Window, budget_to_dict
 from spendgate.errors import ConfigError
 from spendgate.store.db import Store
 from spendgate.store.schema import budgets
@@ -25,24 +25,13 @@ from spendgate.store.types import as_utc
 
 
 def budget_to_row(budget: Budget) -> dict[str, Any]:
-    """The ``budgets`` row for ``budget`` (its times must be set)."""
+    """The ``budgets`` row for ``budget`` (its times must be set): its JSON form, with the scope
+    and thresholds as JSON values rather than text, and its times."""
     if budget.created_at is None or budget.updated_at is None:
         raise ValueError("a stored budget needs created_at and updated_at")
-    return {
-        "id": budget.id,
-        "name": budget.name,
-        "scope": dict(budget.scope),
-        "metric": budget.metric.value,
-        "window": budget.window.value,
-        "limit": str(budget.limit),
-        "action": budget.action.value,
-        "downgrade_to": budget.downgrade_to,
-        "thresholds": list(budget.thresholds),
-        "timezone": budget.timezone,
-        "enabled": budget.enabled,
-        "created_at": as_utc(budget.created_at),
-        "updated_at": as_utc(budget.updated_at),
-    }
+    row = budget_to_dict(budget)
+    del row["rate_limit"]  # derived, not stored
+    return row | {"created_at": as_utc(budget.created_at), "updated_at": as_utc(budget.updated_at)}
 
 
 def row_to_budget(row: Mapping[Any, Any]) -> Budget:
