@@ -14,8 +14,8 @@ import click
 
 from spendgate import __version__
 from spendgate.cli.budgets import budgets
-from spendgate.cli.export import export
 from spendgate.cli.demo import demo
+from spendgate.cli.export import export
 from spendgate.cli.keys import keys
 from spendgate.cli.quote import quote
 from spendgate.cli.report import report
