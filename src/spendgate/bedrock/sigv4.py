@@ -136,12 +136,16 @@ def _trim(value: str) -> str:
     return " ".join(value.split())
 
 
-def _lowercase_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Header names lowercased; values of names that differ only in case joined with ``,``."""
+def _lowercase_headers(
+    headers: Mapping[str, str], skip: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """Header names lowercased, less those in ``skip``; values of names that differ only in case
+    joined with ``,``."""
     out: dict[str, str] = {}
     for name, value in headers.items():
         lname = name.lower()
-        out[lname] = f"{out[lname]},{value}" if lname in out else value
+        if lname not in skip:
+            out[lname] = f"{out[lname]},{value}" if lname in out else value
     return out
 
 
@@ -212,7 +216,7 @@ class Signer:
         """
         amz_date = _amz_date(_utc(now))
         token = self.credentials.session_token
-        values = _signable_headers(headers)
+        values = _lowercase_headers(headers, _UNSIGNED_HEADERS)  # sign() sets or drops these
         values["host"] = host
         values["x-amz-date"] = amz_date
         if token:
@@ -233,16 +237,6 @@ class Signer:
         if token:
             added["X-Amz-Security-Token"] = token
         return added
-
-
-def _signable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """``_lowercase_headers`` without the ones sign() leaves out or replaces."""
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        lname = name.lower()
-        if lname not in _UNSIGNED_HEADERS:
-            out[lname] = f"{out[lname]},{value}" if lname in out else value
-    return out
 
 
 def sign(
