@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from spendgate.budgets.model import Budget, Metric, budget_to_dict
+from spendgate.pricing import decimal_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +48,17 @@ def status_to_dict(status: BudgetStatus) -> dict[str, Any]:
     """The JSON form (admin API, ``spendgate budgets status --json``): amounts as strings."""
     return {
         "budget": budget_to_dict(status.budget),
-        "spent": plain(status.spent),
-        "reserved": plain(status.reserved),
-        "remaining": plain(status.remaining),
-        "limit": plain(status.budget.limit),
+        "spent": decimal_text(status.spent),
+        "reserved": decimal_text(status.reserved),
+        "remaining": decimal_text(status.remaining),
+        "limit": decimal_text(status.budget.limit),
         "percent": str(status.percent),
         "window_start": iso(status.window_start),
         "resets_at": iso(status.resets_at),
-        "projected": plain(status.projected),
+        "projected": decimal_text(status.projected),
         "thresholds_crossed": list(status.thresholds_crossed),
         "as_of": iso(status.now),
     }
-
-
-def plain(amount: Decimal) -> str:
-    """A decimal string without exponent or trailing zeros: ``0``, ``0.0040788``, ``100``."""
-    return format(amount.normalize(), "f")
 
 
 def iso(moment: datetime) -> str:

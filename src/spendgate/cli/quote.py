@@ -22,6 +22,7 @@ from spendgate.pricing import (
     PriceResult,
     apply_overrides,
     cost_of,
+    decimal_text,
     default_catalog,
     parse_overrides,
     price_for,
@@ -39,15 +40,10 @@ _TOKENS = click.IntRange(min=0)
 _CENT = Decimal("0.01")
 
 
-def _usd(amount: Decimal) -> str:
-    """Plain notation, full precision, no trailing zeros (``0.01419``, never ``1.4E-2``)."""
-    return format(amount.normalize(), "f")
-
-
 def _rate(amount: Decimal) -> str:
     """A per-1M rate for display: at least cents (``3.30``), more digits only when it has them."""
     cents = amount.quantize(_CENT)
-    return str(cents) if cents == amount else _usd(amount)
+    return str(cents) if cents == amount else decimal_text(amount)
 
 
 def _region(model: str, region: str | None) -> str:
@@ -92,8 +88,8 @@ def _document(
         "tokens": {name: getattr(usage, f"{name}_tokens") for name in COMPONENTS},
         "unpriced": price is None,
         "reason": result.unpriced_reason,
-        "cost_usd": _usd(cost.total) if cost else None,
-        "breakdown": {k: _usd(v) for k, v in cost.breakdown.items()} if cost else {},
+        "cost_usd": decimal_text(cost.total) if cost else None,
+        "breakdown": {k: decimal_text(v) for k, v in cost.breakdown.items()} if cost else {},
         "catalog_version": result.catalog_version,
         "price_ref": None,
         "price_source": None,
@@ -113,7 +109,7 @@ def _provenance(price: Price, cost: Cost) -> dict[str, Any]:
         "long_context": cost.long_context,
         "rates_per_1m": {name: _rate(rate) for name, rate in zip(COMPONENTS, rates, strict=True)},
         "charged_at_input_rate": list(price.assumed),
-        "discount_pct": None if price.discount_pct is None else _usd(price.discount_pct),
+        "discount_pct": None if price.discount_pct is None else decimal_text(price.discount_pct),
         "estimate": price.estimate,
         "verified": price.verified,
         "notes": price.notes,

@@ -34,6 +34,7 @@ from spendgate.errors import ConfigError, CounterUnavailable
 from spendgate.events import Event
 from spendgate.gateway.keys import hash_key, key_prefix, new_key, new_key_id
 from spendgate.gateway.middleware import AdminAuth, BodyLimit, JsonErrors, json_error
+from spendgate.pricing import decimal_text
 from spendgate.store.db import MAX_LIMIT, Store
 from spendgate.store.keys import DEFAULT_FIELDS, KeyRecord
 from spendgate.store.schema import FILTERABLE
@@ -60,7 +61,7 @@ def iso(moment: datetime | None) -> str | None:
 
 def money(amount: Decimal | None) -> str | None:
     """A decimal string without exponent or trailing zeros (``"0.00123"``), or None."""
-    return None if amount is None else format(amount.normalize(), "f")
+    return None if amount is None else decimal_text(amount)
 
 
 def parse_time(text: str, name: str) -> datetime:

@@ -42,13 +42,13 @@ from spendgate.budgets.estimate import (
 )
 from spendgate.budgets.matching import BudgetIndex, Subject
 from spendgate.budgets.model import Action, Budget, Metric
-from spendgate.budgets.status import BudgetStatus, amount_text, iso, plain
+from spendgate.budgets.status import BudgetStatus, amount_text, iso
 from spendgate.budgets.windows import Spans, span
 from spendgate.errors import AwsError, CounterUnavailable
 from spendgate.events import ATTRIBUTION_FIELDS, Event
 from spendgate.gateway.metering import Call
 from spendgate.gateway.resolution import resolve
-from spendgate.pricing import Price, default_catalog, price_for
+from spendgate.pricing import Price, decimal_text, default_catalog, price_for
 from spendgate.settings import GatewaySettings
 
 log = logging.getLogger("spendgate.budgets")
@@ -205,7 +205,7 @@ class Guard:
         held = amount_text(budget, status.reserved)
         limit = f"{amount_text(budget, budget.limit)} per {_window_text(budget)}"
         extra = {"budgetId": budget.id, "budgetName": budget.name, "limit": str(budget.limit)}
-        extra |= {"spent": plain(status.spent), "resetsAt": iso(status.resets_at)}
+        extra |= {"spent": decimal_text(status.spent), "resetsAt": iso(status.resets_at)}
         if budget.is_rate_limit:
             wait = max(1, math.ceil((status.resets_at - call.started).total_seconds()))
             message = (

@@ -13,7 +13,15 @@ from spendgate.pricing.catalog import Catalog, Discounts, default_catalog, load_
 from spendgate.pricing.cost import Cost, TokenUsage, cost_of
 from spendgate.pricing.lookup import Fallback, Resolver, price_for
 from spendgate.pricing.overrides import Overrides, apply_overrides, parse_overrides, pt_cost
-from spendgate.pricing.prices import COMPONENTS, SCOPES, TIERS, LongContext, Price, PriceResult
+from spendgate.pricing.prices import (
+    COMPONENTS,
+    SCOPES,
+    TIERS,
+    LongContext,
+    Price,
+    PriceResult,
+    decimal_text,
+)
 
 __all__ = [
     "COMPONENTS",
@@ -31,6 +39,7 @@ __all__ = [
     "TokenUsage",
     "apply_overrides",
     "cost_of",
+    "decimal_text",
     "default_catalog",
     "load_catalog",
     "parse_overrides",

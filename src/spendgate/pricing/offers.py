@@ -26,7 +26,7 @@ from typing import Any
 
 from spendgate.errors import DataError
 from spendgate.pricing.catalog import Catalog
-from spendgate.pricing.prices import COMPONENTS
+from spendgate.pricing.prices import COMPONENTS, decimal_text
 from spendgate.pricing.records import Record
 
 OFFER_URL = (
@@ -234,7 +234,7 @@ def _record(
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else decimal_text(value)
 
 
 def _current(catalog: Catalog, record: Mapping[str, Any], at: datetime) -> Record | None:

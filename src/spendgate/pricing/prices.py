@@ -143,3 +143,8 @@ def discounted(price: Price, pct: Decimal) -> Price:
         long_context=long_context,
         discount_pct=pct,
     )
+
+
+def decimal_text(amount: Decimal) -> str:
+    """Plain notation, full precision, no trailing zeros: ``0.01419``, ``100``, never ``1E+2``."""
+    return format(amount.normalize(), "f")
