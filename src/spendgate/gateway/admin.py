@@ -285,7 +285,7 @@ def event_query(params: Iterable[tuple[str, str]]) -> EventQuery:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _api(handler: Handler) -> Handler:
+def api_handler(handler: Handler) -> Handler:
     """Turns a ConfigError into a 400, unreachable budget counters into a 503."""
 
     async def endpoint(request: Request) -> Response:
@@ -299,7 +299,7 @@ def _api(handler: Handler) -> Handler:
     return endpoint
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         doc = json.loads(raw)
@@ -353,7 +353,7 @@ def admin_routes(
 
     async def create(request: Request) -> Response:
         now = clock()
-        spec = key_spec(await _json_body(request), now)
+        spec = key_spec(await json_body(request), now)
         record, key = await asyncio.to_thread(issue_key, store, spec, now)
         await changed()
         return JSONResponse({**key_json(record, now), "key": key}, status_code=201)
@@ -378,12 +378,12 @@ def admin_routes(
         return JSONResponse(key_json(result[0], clock()))
 
     routes = [
-        Route("/events", _api(events), methods=["GET"]),
-        Route("/keys", _api(list_keys), methods=["GET"]),
-        Route("/keys", _api(create), methods=["POST"]),
-        Route("/keys/{id}", _api(get_key), methods=["GET"]),
-        Route("/keys/{id}", _api(revoke), methods=["DELETE"]),
-        Route("/keys/{id}/rotate", _api(rotate), methods=["POST"]),
+        Route("/events", api_handler(events), methods=["GET"]),
+        Route("/keys", api_handler(list_keys), methods=["GET"]),
+        Route("/keys", api_handler(create), methods=["POST"]),
+        Route("/keys/{id}", api_handler(get_key), methods=["GET"]),
+        Route("/keys/{id}", api_handler(revoke), methods=["DELETE"]),
+        Route("/keys/{id}/rotate", api_handler(rotate), methods=["POST"]),
         *extra_routes,
     ]
     middleware = [

@@ -38,7 +38,7 @@ from spendgate.budgets.model import (
 )
 from spendgate.budgets.status import BudgetStatus, status_to_dict
 from spendgate.errors import ConfigError
-from spendgate.gateway.admin import MAX_BODY_BYTES, _api, _json_body, iso
+from spendgate.gateway.admin import MAX_BODY_BYTES, Handler, api_handler, iso, json_body
 from spendgate.gateway.middleware import AdminAuth, BodyLimit, JsonErrors, json_error
 from spendgate.store.budgets import (
     create_budget,
@@ -49,7 +49,6 @@ from spendgate.store.budgets import (
 )
 from spendgate.store.db import Store
 
-Handler = Callable[[Request], Awaitable[Response]]
 Changed = Callable[[], Awaitable[None]]
 StatusOf = Callable[[Budget], Awaitable[BudgetStatus]]
 # canonical scope field -> a name ``parse_scope`` accepts for it
@@ -101,7 +100,7 @@ class _Methods:
     """One path's handlers by HTTP method; any other method is a JSON 405 naming the allowed."""
 
     def __init__(self, handlers: Mapping[str, Handler]) -> None:
-        self._apps = {method: request_response(_api(h)) for method, h in handlers.items()}
+        self._apps = {method: request_response(api_handler(h)) for method, h in handlers.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self._apps.get(scope["method"])
@@ -137,7 +136,7 @@ def budget_routes(
         return JSONResponse({"budgets": docs})
 
     async def create(request: Request) -> Response:
-        budget = new_budget(await _json_body(request))
+        budget = new_budget(await json_body(request))
         try:
             stored = await asyncio.to_thread(create_budget, store, budget, now=clock())
         except ConfigError as err:  # the name or id is taken
@@ -152,7 +151,7 @@ def budget_routes(
 
     async def patch(request: Request) -> Response:
         budget_id = request.path_params["id"]
-        body = await _json_body(request)
+        body = await json_body(request)
         stored = await asyncio.to_thread(get_budget, store, budget_id)
         if stored is None:
             return missing(budget_id)

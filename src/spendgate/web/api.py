@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from spendgate.analytics import DIMENSIONS, SpendQuery, models, row_to_dict, spe
 from spendgate.analytics import export as exports
 from spendgate.analytics.periods import time_range
 from spendgate.errors import ConfigError
-from spendgate.gateway.middleware import json_error
+from spendgate.gateway.admin import api_handler
 from spendgate.store.db import Store
 from spendgate.store.schema import FILTERABLE
 from spendgate.web.openapi import docs_html, openapi_document
@@ -41,7 +41,6 @@ SPEND_PARAMS = ("since", "until", "group_by", "bucket", "order", "limit", "sessi
 RANGE_PARAMS = ("since", "until")
 EXPORT_PARAMS = ("format", "since", "until")
 FLAGS = {"sessions": "false", "latency": "true"}  # boolean parameters and their defaults
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def single_values(
@@ -93,16 +92,6 @@ def spend_query(params: Iterable[tuple[str, str]], now: datetime) -> SpendQuery:
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _guarded(handler: Handler) -> Handler:
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ConfigError as err:
-            return json_error(400, str(err))
-
-    return endpoint
 
 
 def api_routes(store: Store, *, clock: Callable[[], datetime]) -> list[BaseRoute]:
@@ -160,9 +149,9 @@ def api_routes(store: Store, *, clock: Callable[[], datetime]) -> list[BaseRoute
         )
 
     return [
-        Route("/spend", _guarded(get_spend), methods=["GET"]),
-        Route("/models", _guarded(get_models), methods=["GET"]),
-        Route("/export", _guarded(get_export), methods=["GET"]),
+        Route("/spend", api_handler(get_spend), methods=["GET"]),
+        Route("/models", api_handler(get_models), methods=["GET"]),
+        Route("/export", api_handler(get_export), methods=["GET"]),
     ]
 
 
