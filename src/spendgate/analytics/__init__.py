@@ -4,7 +4,7 @@
     spend(store, query)                   any group-by, filters, time range and bucket
     totals / compare / top / series       the views a dashboard needs (analytics.spend)
     models(store, since, until)           models side by side with catalog prices (analytics.models)
-    DIMENSIONS, BUCKETS, ORDERS           what a query may name
+    DIMENSIONS, BUCKETS, MEASURES, ORDERS what a query may name
 
 Money is ``Decimal``; see docs/analytics.md for every measure's definition.
 """
@@ -13,6 +13,7 @@ from spendgate.analytics.measures import bucket_start, bucket_starts
 from spendgate.analytics.models import ModelRow, models
 from spendgate.analytics.query import (
     BUCKETS,
+    MEASURES,
     ORDERS,
     SpendQuery,
     SpendRow,
@@ -26,6 +27,7 @@ from spendgate.store.spend import DIMENSIONS
 __all__ = [
     "BUCKETS",
     "DIMENSIONS",
+    "MEASURES",
     "ORDERS",
     "Comparison",
     "ModelRow",

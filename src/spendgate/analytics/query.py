@@ -28,8 +28,8 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_ROWS = 100_000
 
-# Orders a query accepts (prefix ``-`` for descending): a measure, or ``bucket`` / a group field.
-ORDERS = (
+# The measures of a ``SpendRow`` (each an attribute).
+MEASURES = (
     "cost",
     "requests",
     "errors",
@@ -45,8 +45,9 @@ ORDERS = (
     "cost_per_1k_tokens",
     "cost_per_request",
     "cache_hit_rate",
-    "bucket",
 )
+# Orders a query accepts (prefix ``-`` for descending): a measure, or ``bucket`` / a group field.
+ORDERS = (*MEASURES, "bucket")
 
 _THOUSAND = Decimal(1000)
 

@@ -12,27 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 from spendgate import analytics
-from spendgate.analytics import SpendQuery, SpendRow
+from spendgate.analytics import MEASURES, SpendQuery, SpendRow
 from spendgate.store.db import Store
 
 MODEL = "base_model"  # the catalog's model name: one row per model, whatever profile was called
-MEASURES = (
-    "requests",
-    "errors",
-    "unpriced",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "total_tokens",
-    "cost",
-    "error_cost",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "cost_per_1k_tokens",
-    "cost_per_request",
-    "cache_hit_rate",
-)
 
 
 class Spend:
