@@ -12,7 +12,7 @@ in one Lua script, so replicas share one limit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple, Protocol
@@ -50,6 +50,13 @@ class Counter(Protocol):
         """Release each hold and count its actual use instead; the window totals after it."""
         ...
 
+    def settle_soon(
+        self, holds: Sequence[Hold], actual: Sequence[int], then: Callable[[list[int]], None]
+    ) -> None:
+        """``settle`` without waiting (a call has finished): ``then(totals)`` once it is done
+        (at once in memory; after the round trip with Redis, not at all if that failed)."""
+        ...
+
     async def level(self, budget_id: str, bucket: int, slots: int) -> Level: ...
 
     async def seed(self, budget_id: str, bucket: int, used: int, ttl_s: int) -> None:
@@ -57,7 +64,9 @@ class Counter(Protocol):
         replaces what it had; Redis keeps a counter that already exists (shared state wins)."""
         ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Finish the settlements in flight and let go of connections."""
+        ...
 
 
 def to_units(metric: Metric, amount: Decimal | int, *, reserve: bool = False) -> int:
@@ -132,10 +141,14 @@ class MemoryCounter:
         return []
 
     async def settle(self, holds: Sequence[Hold], actual: Sequence[int]) -> list[int]:
-        return self.settle_now(holds, actual)
+        return self._settle(holds, actual)
 
-    def settle_now(self, holds: Sequence[Hold], actual: Sequence[int]) -> list[int]:
-        """``settle`` without a coroutine: the gateway calls it inline as a call finishes."""
+    def settle_soon(
+        self, holds: Sequence[Hold], actual: Sequence[int], then: Callable[[list[int]], None]
+    ) -> None:
+        then(self._settle(holds, actual))
+
+    def _settle(self, holds: Sequence[Hold], actual: Sequence[int]) -> list[int]:
         totals = []
         for hold, used in zip(holds, actual, strict=True):
             window = self._window(hold.budget_id, hold.bucket, hold.slots)

@@ -13,7 +13,9 @@ targets a single Redis (or a primary with replicas).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -23,6 +25,7 @@ from redis.exceptions import RedisError
 from spendgate.budgets.counters import Hold, Level
 from spendgate.errors import ConfigError, CounterUnavailable
 
+log = logging.getLogger("spendgate.budgets")
 MAX_CONNECTIONS = 64  # more concurrent calls wait for a connection (up to 5 s)
 
 # per hold: ARGV = bucket, slots, amount, limit (-1 = none), ttl
@@ -110,6 +113,7 @@ class RedisCounter:
             raise ConfigError(f"redis_url {url!r} is not a Redis URL: {err}") from None
         self._redis = Redis.from_pool(pool)  # closing the client closes the pool
         self._where = url.rsplit("@", 1)[-1]  # never a password in a message
+        self._pending: set[asyncio.Task[None]] = set()
         self._prefix = prefix
         self._reserve = self._redis.register_script(RESERVE)
         self._settle = self._redis.register_script(SETTLE)
@@ -139,6 +143,23 @@ class RedisCounter:
         totals = await self._run(self._settle, [self.key(h.budget_id) for h in holds], args)
         return [int(t) for t in totals]
 
+    def settle_soon(
+        self, holds: Sequence[Hold], actual: Sequence[int], then: Callable[[list[int]], None]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._settle_then(holds, actual, then))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _settle_then(
+        self, holds: Sequence[Hold], actual: Sequence[int], then: Callable[[list[int]], None]
+    ) -> None:
+        try:
+            totals = await self.settle(holds, actual)
+        except CounterUnavailable as err:  # the holds stay until their windows expire
+            log.warning("could not settle a budget reservation: %s", err)
+            return
+        then(totals)
+
     async def level(self, budget_id: str, bucket: int, slots: int) -> Level:
         found = await self._run(self._level, [self.key(budget_id)], [bucket, slots])
         used, reserved, oldest = (int(v) for v in found)
@@ -148,4 +169,6 @@ class RedisCounter:
         await self._run(self._seed, [self.key(budget_id)], [bucket, used, ttl_s])
 
     async def aclose(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         await self._redis.aclose()

@@ -18,8 +18,7 @@ does not retry in either retry mode, naming the budget, its limit, its spend and
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -30,7 +29,7 @@ from typing import Any
 
 from spendgate.bedrock.operations import CONVERSE
 from spendgate.bedrock.usage import body_family
-from spendgate.budgets.counters import Counter, Hold, MemoryCounter, from_units, to_units
+from spendgate.budgets.counters import Counter, Hold, from_units, to_units
 from spendgate.budgets.estimate import (
     DEFAULT_MAX_OUTPUT,
     Rates,
@@ -53,7 +52,6 @@ from spendgate.settings import GatewaySettings
 
 log = logging.getLogger("spendgate.budgets")
 MAX_REMEMBERED = 8192  # distinct (attribution, key, model) match results kept
-Alert = Callable[[Budget, int, Decimal], None]
 
 
 class BudgetDenied(AwsError):
@@ -78,30 +76,25 @@ class Guard:
         settings: GatewaySettings,
         *,
         resolver: Callable[[str], str | None],
-        on_alert: Alert | None = None,
     ) -> None:
         self.counter = counter
         self.settings = settings
         self.resolver = resolver
-        self.on_alert = on_alert
         self.index = BudgetIndex(())
         self.rates = Rates(
             Decimal(settings.unpriced_input_usd_per_mtok),
             Decimal(settings.unpriced_output_usd_per_mtok),
         )
-        self._inline = isinstance(counter, MemoryCounter)
-        self._limits: dict[str, int | None] = {}  # budget id -> limit in units (None: alert)
+        # budget id -> (limit in counter units, or None when it never blocks; limit in units)
+        self._limits: dict[str, tuple[int | None, int]] = {}
         self._matched: dict[tuple[Any, ...], list[Budget]] = {}
         self._spans = Spans()
-        self._pending: set[asyncio.Task[None]] = set()
 
     def use(self, budgets: list[Budget]) -> list[Budget]:
         """Enforce ``budgets`` from now on; returns the ones that are new or changed."""
         before = self.index.budgets
         index = BudgetIndex(budgets)
-        self._limits = {
-            b.id: to_units(b.metric, b.limit) if b.blocks else None for b in index.budgets.values()
-        }
+        self._limits = {b.id: _limits(b) for b in index.budgets.values()}
         self.index = index
         self._matched = {}
         self._spans = Spans()  # a changed budget may have a new window
@@ -162,7 +155,7 @@ class Guard:
             if amount is None:
                 amount = amounts[b.metric] = _amount(b.metric, worst, reserve=True)
             where = self._spans(b, now, ts)
-            limit = self._limits.get(b.id)
+            limit = self._limits[b.id][0]
             holds.append(Hold(b.id, where.bucket, where.slots, amount, limit, where.ttl_s))
         return holds
 
@@ -235,22 +228,9 @@ class Guard:
             if amount is None:
                 amount = amounts[b.metric] = _amount(b.metric, use, reserve=False)
             actual.append(amount)
-        if self._inline:
-            assert isinstance(self.counter, MemoryCounter)
-            totals = self.counter.settle_now(reservation.holds, actual)
-            self._alerts(reservation, actual, totals)
-            return
-        task = asyncio.get_running_loop().create_task(self._settle(reservation, actual))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _settle(self, reservation: Reservation, actual: list[int]) -> None:
-        try:
-            totals = await self.counter.settle(reservation.holds, actual)
-        except CounterUnavailable as err:  # the hold stays until its window expires
-            log.warning("could not settle a budget reservation: %s", err)
-            return
-        self._alerts(reservation, actual, totals)
+        self.counter.settle_soon(
+            reservation.holds, actual, functools.partial(self._alerts, reservation, actual)
+        )
 
     def _actual(self, event: Event, worst: Use) -> Use:
         if event.status in ("error", "rejected") and not event.usage_known:
@@ -268,7 +248,7 @@ class Guard:
 
     def _alerts(self, reservation: Reservation, actual: list[int], totals: list[int]) -> None:
         for budget, used, total in zip(reservation.budgets, actual, totals, strict=True):
-            limit = self._limits.get(budget.id) or to_units(budget.metric, budget.limit)
+            limit = self._limits[budget.id][1]
             if not budget.thresholds or total * 100 < limit * budget.thresholds[0]:
                 continue  # below the first threshold: the common case
             for threshold in budget.thresholds:
@@ -284,8 +264,6 @@ class Guard:
                         amount_text(budget, budget.limit),
                         extra={"budget_id": budget.id, "threshold": threshold},
                     )
-                    if self.on_alert is not None:
-                        self.on_alert(budget, threshold, spent)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -312,11 +290,8 @@ class Guard:
         )
 
     async def drain(self) -> None:
-        """Wait for settlements in flight (shutdown)."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.counter.aclose()
+        """Wait for settlements in flight and close the counters (shutdown)."""
+        await self.counter.aclose()
 
 
 def subject(call: Call) -> Subject:
@@ -337,6 +312,11 @@ def _catalog_max(price: Price | None, call: Call) -> int | None:
     key = price.key if price else (catalog.key_for(base) if base else None)
     info = catalog.models.get(key) if key else None
     return info.max_output_tokens if info else None
+
+
+def _limits(budget: Budget) -> tuple[int | None, int]:
+    units = to_units(budget.metric, budget.limit)
+    return (units if budget.blocks else None), units
 
 
 def _amount(metric: Metric, use: Use, *, reserve: bool) -> int:
