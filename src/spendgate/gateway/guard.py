@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import Any
 
 from spendgate.bedrock.operations import CONVERSE
-from spendgate.bedrock.usage import body_family
 from spendgate.budgets.counters import Counter, Hold, from_units, to_units
 from spendgate.budgets.estimate import (
     DEFAULT_MAX_OUTPUT,
@@ -176,14 +175,9 @@ class Guard:
     def _downgrade(self, call: Call, budget: Budget) -> bool:
         assert call.resolved is not None and budget.downgrade_to
         target = resolve(
-            budget.downgrade_to,
-            call.region,
-            aliases=self.settings.model_aliases,
-            cost_center_profiles=self.settings.cost_center_profiles,
-            cost_center=call.attribution.get("cost_center"),
-            prefix=self.settings.auto_prefix,
+            self.settings, budget.downgrade_to, call.region, call.attribution.get("cost_center")
         )
-        family = body_family(target.ref.base_model) if target.ref.base_model else None
+        family = target.family
         if call.operation not in CONVERSE and family != call.family:
             return False  # an InvokeModel body only fits models of its own format
         call.routed_from = call.routed_from or call.resolved.requested

@@ -30,7 +30,6 @@ from spendgate.bedrock.modelids import (
 from spendgate.bedrock.operations import CONVERSE, OPERATION_NAMES
 from spendgate.bedrock.prompts import Prompt, anthropic_prompt, converse_prompt, generic_prompt
 from spendgate.bedrock.sigv4 import Credentials, Signer, SigningKeys
-from spendgate.bedrock.usage import body_family
 from spendgate.errors import AwsError
 from spendgate.events import Event, new_event_id
 from spendgate.gateway import attribution as attr
@@ -116,15 +115,9 @@ class Proxy:
         metadata = _caller_metadata(doc, headers, op)
         call.attribution = attr.merge(key.defaults if key else {}, headers, metadata)
         call.resolved = resolve(
-            decode_model_id(label),
-            call.region,
-            aliases=self.settings.model_aliases,
-            cost_center_profiles=self.settings.cost_center_profiles,
-            cost_center=call.attribution.get("cost_center"),
-            prefix=self.settings.auto_prefix,
+            self.settings, decode_model_id(label), call.region, call.attribution.get("cost_center")
         )
-        ref = call.resolved.ref
-        call.family = body_family(ref.base_model) if ref.base_model else None
+        call.family = call.resolved.family
         if call.resolved.rewritten:
             call.routed_from = call.resolved.requested
         if call.resolved.ref.kind is ModelKind.APPLICATION_INFERENCE_PROFILE:

@@ -9,10 +9,11 @@ gets the geo prefix of the call's region). The requested and the effective id ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from spendgate.bedrock.modelids import ModelRef, auto_prefix, parse_model_id
+from spendgate.bedrock.usage import body_family
+from spendgate.settings import GatewaySettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,20 +26,20 @@ class Resolved:
     def rewritten(self) -> bool:
         return self.model_id != self.requested
 
+    @property
+    def family(self) -> str | None:
+        """The body family of the model the call runs on (memoised in ``body_family``)."""
+        return body_family(self.ref.base_model) if self.ref.base_model else None
+
 
 def resolve(
-    requested: str,
-    region: str,
-    *,
-    aliases: Mapping[str, str],
-    cost_center_profiles: Mapping[str, str],
-    cost_center: str | None,
-    prefix: bool,
+    settings: GatewaySettings, requested: str, region: str, cost_center: str | None
 ) -> Resolved:
-    """Raises spendgate.errors.InvalidModelId for an id Bedrock would reject."""
-    model = aliases.get(requested, requested)
+    """The model a call runs on, by the gateway's aliases, cost-center profiles and auto-prefix
+    setting. Raises spendgate.errors.InvalidModelId for an id Bedrock would reject."""
+    model = settings.model_aliases.get(requested, requested)
     if cost_center:
-        model = cost_center_profiles.get(f"{cost_center}/{model}", model)
-    if prefix:
+        model = settings.cost_center_profiles.get(f"{cost_center}/{model}", model)
+    if settings.auto_prefix:
         model = auto_prefix(model, region)
     return Resolved(requested, model, parse_model_id(model))
