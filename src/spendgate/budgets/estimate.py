@@ -93,7 +93,9 @@ def worst_case(
     cache_points: bool = False,
 ) -> Use:
     if price is None:
-        return Use(input_tokens, max_output, _conservative(input_tokens, max_output, rates), False)
+        return Use(
+            input_tokens, max_output, conservative_cost(input_tokens, max_output, rates), False
+        )
     cost = cost_of(Tokens(input_tokens, max_output), price).total
     if cache_points:
         dearest = max(price.cache_write_5m, price.cache_write_1h, price.input)
@@ -110,10 +112,11 @@ def actual_use(tokens: Tokens, cost: Decimal | None, rates: Rates) -> Use:
         + tokens.cache_write_1h_tokens
     )
     if cost is None:
-        cost = _conservative(inputs, tokens.output_tokens, rates)
+        cost = conservative_cost(inputs, tokens.output_tokens, rates)
         return Use(inputs, tokens.output_tokens, cost, False)
     return Use(inputs, tokens.output_tokens, cost, True)
 
 
-def _conservative(input_tokens: int, output_tokens: int, rates: Rates) -> Decimal:
+def conservative_cost(input_tokens: int, output_tokens: int, rates: Rates) -> Decimal:
+    """What tokens of a model without a price count for, at the conservative ``rates``."""
     return (input_tokens * rates.input + output_tokens * rates.output) / MILLION

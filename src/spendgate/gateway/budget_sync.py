@@ -24,7 +24,7 @@ from decimal import Decimal
 from sqlalchemy.exc import SQLAlchemyError
 
 from spendgate.budgets.counters import Counter, MemoryCounter, to_units
-from spendgate.budgets.estimate import MILLION
+from spendgate.budgets.estimate import Rates, Use, conservative_cost
 from spendgate.budgets.model import Budget, Metric, budget_from_dict
 from spendgate.budgets.redis_counters import RedisCounter
 from spendgate.budgets.status import BudgetStatus
@@ -106,7 +106,7 @@ class BudgetSync:
         now = self.clock()
         where = span(budget, now)
         usage = await asyncio.to_thread(usage_since, self.store, budget.scope, where.start)
-        amount = used_amount(budget.metric, usage, self.guard.rates.input, self.guard.rates.output)
+        amount = used_amount(budget.metric, usage, self.guard.rates)
         await self.guard.counter.seed(
             budget.id, where.bucket, to_units(budget.metric, amount), where.ttl_s
         )
@@ -122,19 +122,13 @@ class BudgetSync:
                 log.warning("could not refresh budgets from the store: %s", err)
 
 
-def used_amount(metric: Metric, usage: Usage, input_rate: Decimal, output_rate: Decimal) -> Decimal:
+def used_amount(metric: Metric, usage: Usage, rates: Rates) -> Decimal:
     """A stored window's usage in ``metric`` (unpriced events at the conservative rates)."""
-    if metric is Metric.COST_USD:
-        unpriced = usage.unpriced_input_tokens * input_rate
-        unpriced += usage.unpriced_output_tokens * output_rate
-        return usage.cost + unpriced / MILLION
-    if metric is Metric.INPUT_TOKENS:
-        return Decimal(usage.input_tokens)
-    if metric is Metric.OUTPUT_TOKENS:
-        return Decimal(usage.output_tokens)
-    if metric is Metric.TOTAL_TOKENS:
-        return Decimal(usage.input_tokens + usage.output_tokens)
-    return Decimal(usage.requests)
+    if metric is Metric.REQUESTS:
+        return Decimal(usage.requests)
+    unpriced = conservative_cost(usage.unpriced_input_tokens, usage.unpriced_output_tokens, rates)
+    use = Use(usage.input_tokens, usage.output_tokens, usage.cost + unpriced, True)
+    return Decimal(use.of(metric))
 
 
 async def offline_status(
