@@ -44,9 +44,9 @@ from spendgate.budgets.status import BudgetStatus, amount_text, iso
 from spendgate.budgets.windows import Spans, span
 from spendgate.errors import AwsError, CounterUnavailable
 from spendgate.events import ATTRIBUTION_FIELDS, Event
-from spendgate.gateway.metering import Call
+from spendgate.gateway.metering import Call, call_price
 from spendgate.gateway.resolution import resolve
-from spendgate.pricing import Price, decimal_text, default_catalog, price_for
+from spendgate.pricing import Price, decimal_text, default_catalog
 from spendgate.settings import GatewaySettings
 
 log = logging.getLogger("spendgate.budgets")
@@ -160,13 +160,7 @@ class Guard:
 
     def _worst_case(self, call: Call, doc: Mapping[str, Any] | None) -> Use:
         assert call.resolved is not None
-        result = price_for(
-            call.resolved.model_id,
-            call.region,
-            call.started,
-            call.service_tier,
-            resolver=self.resolver,
-        )
+        result = call_price(call, self.resolver)
         most = requested_max_output(doc) or _catalog_max(result.price, call) or DEFAULT_MAX_OUTPUT
         return worst_case(
             call.prompt_tokens, most, result.price, self.rates, cache_points=call.cache_points
@@ -181,7 +175,7 @@ class Guard:
         if call.operation not in CONVERSE and family != call.family:
             return False  # an InvokeModel body only fits models of its own format
         call.routed_from = call.routed_from or call.resolved.requested
-        call.resolved, call.family = target, family
+        call.resolved, call.family, call.price = target, family, None
         call.budget_decision = f"downgraded:{budget.id}"
         return True
 

@@ -20,7 +20,7 @@ from spendgate.errors import AwsError
 from spendgate.events import ATTRIBUTION_FIELDS, Event
 from spendgate.gateway.attribution import Attribution
 from spendgate.gateway.resolution import Resolved
-from spendgate.pricing import cost_of, price_for
+from spendgate.pricing import PriceResult, cost_of, price_for
 
 SERVICE_TIERS = {
     "priority": "priority",
@@ -53,6 +53,7 @@ class Call:
     cache_points: bool = False  # the prompt asks for prompt caching
     reservation: object | None = None  # budgets' hold on this call (spendgate.gateway.guard)
     budget_decision: str | None = None  # approved | downgraded:<id> | denied:<id>
+    price: PriceResult | None = None  # of ``resolved`` (``call_price``: looked up once)
 
 
 @dataclass(slots=True)
@@ -123,6 +124,17 @@ def event_for(call: Call, outcome: Outcome, resolver: Callable[[str], str | None
     return event
 
 
+def call_price(call: Call, resolver: Callable[[str], str | None]) -> PriceResult:
+    """The price of the model the call runs on, looked up once per call: budgets need it before
+    forwarding, metering after the answer."""
+    if call.price is None:
+        assert call.resolved is not None
+        call.price = price_for(
+            call.resolved.model_id, call.region, call.started, call.service_tier, resolver=resolver
+        )
+    return call.price
+
+
 _PROFILE_KINDS = (ModelKind.INFERENCE_PROFILE, ModelKind.APPLICATION_INFERENCE_PROFILE)
 
 
@@ -148,9 +160,7 @@ def _price(
     if event.model_id is None:
         event.unpriced, event.unpriced_reason = True, "no model"
         return
-    result = price_for(
-        event.model_id, call.region, call.started, call.service_tier, resolver=resolver
-    )
+    result = call_price(call, resolver)
     event.catalog_version = result.catalog_version
     if result.price is None:
         event.unpriced, event.unpriced_reason = True, result.unpriced_reason
