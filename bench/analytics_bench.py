@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/analytics_bench.py --db sqlite:////tmp/spend-bench.db --events 10000000
     .venv/bin/python bench/analytics_bench.py --db postgresql://postgres@127.0.0.1/bench \
-        --events 2000000
+        --events 10000000
 
-Events go through ``Store.insert_events`` (the writer's own path, rollups included) in batches,
-so the load also measures the rollup upkeep. A database that already holds at least
+Events are inserted in bulk, then every rollup is rebuilt from them with the writer's own SQL
+(``store.rollups.rebuild``: stage, fold and seal, a day at a time); ``--writer`` loads through
+``Store.insert_events`` instead (slower). ``--write-cost N`` only measures the CPU per event
+of each step of keeping the rollups. A database that already holds at least
 ``--events`` events is not reloaded (``--reload`` empties it first). Every query runs
 ``--repeat`` times; the median and the worst are printed, with the parts that answered it.
 
@@ -35,6 +37,9 @@ from sqlalchemy import func, select
 from spendgate.analytics import SpendQuery, spend
 from spendgate.events import Event
 from spendgate.store import Store, open_store
+from spendgate.store.bulk import EventInserter
+from spendgate.store.engine import BEGIN_MODE
+from spendgate.store.rollups import RollupWriter, rebuild
 from spendgate.store.schema import events, metadata
 from spendgate.store.spend import plan
 
@@ -192,22 +197,82 @@ def stored(store: Store) -> int:
         return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
 
 
-def load(store: Store, total: int, have: int, days: int, batch_size: int) -> None:
-    """Insert the events ``have`` … ``total`` of the (deterministic) synthetic series."""
+def load(store: Store, total: int, have: int, days: int, batch_size: int, *, writer: bool) -> None:
+    """Insert the events ``have`` … ``total`` of the (deterministic) synthetic series: through
+    ``Store.insert_events`` (``writer``), or straight into ``events`` (rollups rebuilt after)."""
     started = time.perf_counter()
     batch: list[Event] = []
     done = 0
+    inserter = EventInserter(store.engine)
+
+    def insert(batch: list[Event]) -> int:
+        if not batch:
+            return 0
+        if writer:
+            return store.insert_events(batch)
+        with store.engine.begin() as connection:
+            return inserter.insert(connection, batch)
+
     for event in itertools.islice(generate(total, days), have, None):
         batch.append(event)
         if len(batch) >= batch_size:
-            done += store.insert_events(batch)
+            done += insert(batch)
             batch.clear()
             if done % (batch_size * 100) == 0:
                 rate = done / (time.perf_counter() - started)
                 print(f"  loaded {done:,} events ({rate:,.0f}/s)", flush=True)
-    done += store.insert_events(batch)
+    done += insert(batch)
     elapsed = time.perf_counter() - started
     print(f"loaded {done:,} events in {elapsed:,.0f} s ({done / elapsed:,.0f} events/s)")
+    if not writer:
+        started = time.perf_counter()
+        connection = store.engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+        with connection, connection.begin():
+            rebuild(connection, lambda day, last: print(f"  rolled up {day:%Y-%m-%d}", flush=True))
+        print(f"rebuilt the rollups in {time.perf_counter() - started:,.0f} s")
+
+
+def write_cost(url: str, count: int, batch_size: int) -> None:
+    """CPU of this process per event to store ``count`` events in ``batch_size`` batches: the
+    events alone; through ``Store.insert_events`` (each batch also staged into
+    ``spend_pending``); the fold that moves them into every rollup (every few seconds in the
+    gateway); and sealing their days into the daily rollups (once a day in the gateway)."""
+    made = list(itertools.islice(generate(count, 2), count))
+    batches = [made[i : i + batch_size] for i in range(0, count, batch_size)]
+    store = open_store(url)
+    inserter = EventInserter(store.engine)
+    writer = RollupWriter(store.engine.dialect)
+    immediate = {BEGIN_MODE: "IMMEDIATE"}
+
+    def report(label: str, started: float) -> None:
+        used = time.process_time() - started
+        print(f"{label:36} {used / count * 1e6:7.1f} µs/event (CPU of this process)")
+
+    try:
+        for table in reversed(metadata.sorted_tables):
+            with store.engine.begin() as connection:
+                connection.execute(table.delete())
+        started = time.process_time()
+        for batch in batches:
+            with store.engine.begin() as connection:
+                inserter.insert(connection, batch)
+        report("events only", started)
+        with store.engine.begin() as connection:
+            connection.execute(events.delete())
+        started = time.process_time()
+        for batch in batches:
+            store.insert_events(batch)  # no fold: the interval has not passed
+        report("insert_events (events + pending)", started)
+        connection = store.engine.connect().execution_options(**immediate)
+        with connection, connection.begin():
+            started = time.process_time()
+            writer.fold(connection)
+            report("fold (into every hourly rollup)", started)
+            started = time.process_time()
+            writer.seal(connection, END + timedelta(days=1))
+            report("seal (every daily rollup, once a day)", started)
+    finally:
+        store.close()
 
 
 QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
@@ -223,6 +288,11 @@ QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("dept-3 by user_id", {"group_by": "user_id", "filters": {"department": "dept-3"}}),
     ("by status,operation", {"group_by": "status,operation"}),
     ("daily series", {"bucket": "day"}),
+    # pairs no narrow rollup holds together: read the full-dimension rollups
+    ("by user_id,region", {"group_by": "user_id,region"}),
+    ("by department,region", {"group_by": "department,region"}),
+    ("by key_id,operation", {"group_by": "key_id,operation"}),
+    ("by agent,status, daily", {"group_by": "agent,status", "bucket": "day"}),
 )
 RAW_QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("by department + sessions (raw, 1 day)", {"group_by": "department", "sessions": True}),
@@ -246,9 +316,10 @@ def latest(store: Store) -> datetime:
 
 
 def run_queries(store: Store, repeat: int, *, latency: bool = True) -> None:
-    # The 30 days up to the newest event (a partial load ends before END), not hour-aligned:
-    # the edges come from raw events.
-    until = latest(store).replace(minute=43, second=0, microsecond=0)
+    # 30 days ending at 12:29 on the last whole day of data: the worst case for the edges
+    # (each end subtracts 29 raw minutes at the busiest time of day and twelve hourly slots).
+    last_day = latest(store).replace(hour=0, minute=0, second=0, microsecond=0)
+    until = last_day - timedelta(days=1) + timedelta(hours=12, minutes=29)
     since = until - timedelta(days=30)
     what = "with latency p50/p95" if latency else "latency=False"
     print(f"\n30-day queries [{since:%Y-%m-%d %H:%M} .. {until:%Y-%m-%d %H:%M}), {what}, ms:")
@@ -257,7 +328,7 @@ def run_queries(store: Store, repeat: int, *, latency: bool = True) -> None:
         query = SpendQuery.of(since, until, latency=latency, **args)  # type: ignore[arg-type]
         median, worst, rows = timed(store, query, repeat)
         parts = plan(since, until, rollups=True, days=query.bucket != "hour")
-        used = "+".join(p.source for p in parts)
+        used = " ".join(("-" if p.sign < 0 else "+") + p.source for p in parts)
         print(f"{name:42} {median:8.1f} {worst:8.1f} {rows:6}  {used}", flush=True)
     if not latency:
         return
@@ -277,7 +348,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--reload", action="store_true", help="empty the database first")
     parser.add_argument("--no-queries", action="store_true")
+    parser.add_argument(
+        "--writer",
+        action="store_true",
+        help="load through Store.insert_events (the writer's path) instead of in bulk",
+    )
+    parser.add_argument(
+        "--write-cost",
+        type=int,
+        metavar="N",
+        help="only measure the CPU per event of storing N events (in --batch batches)",
+    )
     args = parser.parse_args(argv)
+    if args.write_cost:
+        write_cost(args.db, args.write_cost, args.batch)
+        return 0
     store = open_store(args.db)
     try:
         if args.reload:
@@ -287,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         have = stored(store)
         if have < args.events:
             print(f"{store.url}: {have:,} events stored; loading {args.events - have:,}")
-            load(store, args.events, have, args.days, args.batch)
+            load(store, args.events, have, args.days, args.batch, writer=args.writer)
         print(f"{store.url}: {stored(store):,} events")
         if not args.no_queries:
             run_queries(store, args.repeat)

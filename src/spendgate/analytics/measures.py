@@ -4,9 +4,12 @@ percentiles from the latency histogram, ordering. No I/O, no clock.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import accumulate
+from operator import add
 from typing import Any
 
 from spendgate.analytics.query import SpendRow
@@ -15,6 +18,7 @@ from spendgate.store.spend import SpendSums
 from spendgate.store.types import from_pusd
 
 MICRO = 1_000_000
+_LOWS = (0, *LATENCY_BOUNDS_MS)  # each histogram bucket's lower bound (ms)
 
 
 def bucket_start(moment: datetime, bucket: str) -> datetime:
@@ -57,76 +61,100 @@ def money(micro: int, pico: int) -> Decimal:
     return from_pusd(micro * MICRO + pico)
 
 
+def percentiles(histogram: Sequence[int], fractions: Sequence[float]) -> list[float | None]:
+    """``percentile`` of each of ``fractions`` (each above 0), from one running total."""
+    running = list(accumulate(histogram))
+    total = running[-1] if running else 0
+    if not total:
+        return [None] * len(fractions)
+    out: list[float | None] = []
+    for fraction in fractions:
+        rank = fraction * total
+        index = bisect_left(running, rank)  # the first bucket whose running total reaches it
+        low = _LOWS[index]
+        if index == len(LATENCY_BOUNDS_MS):
+            out.append(float(low))
+            continue
+        count = histogram[index]
+        seen = running[index] - count
+        out.append(round(low + (LATENCY_BOUNDS_MS[index] - low) * (rank - seen) / count, 1))
+    return out
+
+
 def percentile(histogram: Sequence[int], fraction: float) -> float | None:
     """The latency (ms) below which ``fraction`` of the calls fall, by linear interpolation
     inside the histogram bucket that holds it (``None`` without calls). The open-ended last
     bucket answers its lower bound."""
-    total = sum(histogram)
-    if not total:
-        return None
-    rank = fraction * total
-    seen = 0
-    lows = (0, *LATENCY_BOUNDS_MS)
-    for index, count in enumerate(histogram):
-        if count and seen + count >= rank:
-            low = lows[index]
-            if index == len(LATENCY_BOUNDS_MS):
-                return float(low)
-            high = LATENCY_BOUNDS_MS[index]
-            return round(low + (high - low) * (rank - seen) / count, 1)
-        seen += count
-    return float(lows[-1])
+    return percentiles(histogram, (fraction,))[0]
 
 
 def merge(
     parts: Iterable[SpendSums], group_by: Sequence[str], bucket: str | None
 ) -> list[SpendRow]:
     """Add up parts with equal group values (and equal ``bucket`` after re-bucketing their
-    slots) into ``SpendRow``s, in no particular order."""
-    totals: dict[tuple[Any, ...], dict[str, int]] = {}
+    slots) into ``SpendRow``s, in no particular order. A group whose requests add up to zero
+    had events only in a subtracted part (``store.spend.plan``), so it is left out. Every
+    part must hold the same measures (as ``store.spend.sum_spend`` returns them)."""
+    totals: dict[tuple[Any, ...], list[int]] = {}
+    starts: dict[datetime, datetime] = {}  # slot -> its bucket's start (slots repeat)
+    names: tuple[str, ...] | None = None
     for part in parts:
-        slot = None if bucket is None or part.slot is None else bucket_start(part.slot, bucket)
+        if names is None:
+            names = part.names
+        elif part.names != names:
+            raise ValueError("parts hold different measures")
+        slot = None if bucket is None else part.slot
+        if slot is not None:
+            start = starts.get(slot)
+            if start is None:
+                start = starts[slot] = bucket_start(slot, bucket)  # type: ignore[arg-type]
+            slot = start
         key = (part.keys, slot)
         sums = totals.get(key)
-        if sums is None:
-            totals[key] = dict(part.sums)
-            continue
-        for name, value in part.sums.items():
-            sums[name] += value
+        totals[key] = list(part.values) if sums is None else list(map(add, sums, part.values))
+    if names is None:
+        return []
+    index = {name: i for i, name in enumerate(names)}
+    requests = index["requests"]
     return [
-        to_row(dict(zip(group_by, keys, strict=True)), slot, sums)
+        to_row(dict(zip(group_by, keys, strict=True)), slot, sums, index)
         for (keys, slot), sums in totals.items()
+        if sums[requests]
     ]
 
 
-def to_row(keys: dict[str, str | None], slot: datetime | None, sums: dict[str, int]) -> SpendRow:
-    """A ``SpendRow`` from additive sums (every ``ROLLUP_MEASURES`` name; ``DISTINCT_MEASURES``
-    too for session counts)."""
-    distinct = "sessions" in sums
-    histogram = [sums[name] for name in LATENCY_BUCKETS] if "latency_h00" in sums else []
+def to_row(
+    keys: dict[str, str | None], slot: datetime | None, sums: list[int], index: dict[str, int]
+) -> SpendRow:
+    """A ``SpendRow`` from additive sums (``sums[index[name]]`` for every ``ROLLUP_MEASURES``
+    name; ``DISTINCT_MEASURES`` too for session counts)."""
+    at = index.__getitem__
+    p50 = p95 = None
+    if "latency_h00" in index:
+        first = at("latency_h00")
+        p50, p95 = percentiles(sums[first : first + len(LATENCY_BUCKETS)], (0.50, 0.95))
+    distinct = "sessions" in index
     return SpendRow(
-        keys=keys,
-        bucket=slot,
-        requests=sums["requests"],
-        errors=sums["errors"],
-        unpriced=sums["unpriced"],
-        input_tokens=sums["input_tokens"],
-        output_tokens=sums["output_tokens"],
-        cache_read_tokens=sums["cache_read_tokens"],
-        cache_write_tokens=sums["cache_write_5m_tokens"] + sums["cache_write_1h_tokens"],
-        cost=money(sums["cost_micro"], sums["cost_pico"]),
-        error_cost=money(sums["error_cost_micro"], sums["error_cost_pico"]),
-        latency_p50_ms=percentile(histogram, 0.50),
-        latency_p95_ms=percentile(histogram, 0.95),
-        sessions=sums["sessions"] if distinct else None,
-        session_cost=_money_of(sums, "session_cost") if distinct else None,
-        workflows=sums["workflows"] if distinct else None,
-        workflow_cost=_money_of(sums, "workflow_cost") if distinct else None,
+        keys,
+        slot,
+        sums[at("requests")],
+        sums[at("errors")],
+        sums[at("unpriced")],
+        sums[at("input_tokens")],
+        sums[at("output_tokens")],
+        sums[at("cache_read_tokens")],
+        sums[at("cache_write_5m_tokens")] + sums[at("cache_write_1h_tokens")],
+        money(sums[at("cost_micro")], sums[at("cost_pico")]),
+        money(sums[at("error_cost_micro")], sums[at("error_cost_pico")]),
+        p50,
+        p95,
+        sums[at("sessions")] if distinct else None,
+        money(sums[at("session_cost_micro")], sums[at("session_cost_pico")]) if distinct else None,
+        sums[at("workflows")] if distinct else None,
+        money(sums[at("workflow_cost_micro")], sums[at("workflow_cost_pico")])
+        if distinct
+        else None,
     )
-
-
-def _money_of(sums: dict[str, int], prefix: str) -> Decimal:
-    return money(sums.get(f"{prefix}_micro", 0), sums.get(f"{prefix}_pico", 0))
 
 
 def ordered(rows: list[SpendRow], order: str, group_by: Sequence[str]) -> list[SpendRow]:

@@ -25,16 +25,13 @@ from spendgate.store.spend import sum_spend
 
 def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
     """The answer to ``query``: one row per group (and bucket), ordered and limited."""
-    grain = query.bucket
-    if grain in ("week", "month") and not query.sessions:
-        grain = "day"  # lets spend_daily answer; merge() re-buckets the days
     parts = sum_spend(
         store.engine,
         since=query.since,
         until=query.until,
         group_by=query.group_by,
         filters=query.filter_map,
-        grain=grain,
+        grain=query.bucket,
         distinct=query.sessions,
         latency=query.latency,
     )

@@ -8,19 +8,20 @@ and migrates the database to the newest schema.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, Select, Update, func, select, text, tuple_, update
+from sqlalchemy import Connection, Engine, Select, Update, func, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
 from spendgate.errors import ConfigError
 from spendgate.events import Event
 from spendgate.store import migrate
 from spendgate.store.bulk import EventInserter
-from spendgate.store.engine import make_engine, masked, parse_url
+from spendgate.store.engine import BEGIN_MODE, make_engine, masked, parse_url
 from spendgate.store.keys import KeyRecord, check_hash, key_to_row, row_to_key
 from spendgate.store.rollups import RollupWriter, stored_ids
 from spendgate.store.schema import FILTERABLE, api_keys, events, row_to_event
@@ -29,6 +30,9 @@ from spendgate.store.types import as_utc
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 10_000
+# The writer folds pending rollup rows into the rollups this often, or after this many events.
+FOLD_INTERVAL_S = 5.0
+FOLD_EVENTS = 100_000
 
 
 def open_store(url: str, *, busy_timeout_ms: int = 5000, connect_timeout_s: int = 10) -> Store:
@@ -50,10 +54,13 @@ def open_store(url: str, *, busy_timeout_ms: int = 5000, connect_timeout_s: int 
 class Store:
     """Events and API keys in one database. Build it with ``open_store``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, fold_interval_s: float = FOLD_INTERVAL_S) -> None:
         self._engine = engine
         self._inserter = EventInserter(engine)
         self._rollups = RollupWriter(engine.dialect)
+        self._fold_interval_s = fold_interval_s
+        self._folded_at = time.monotonic()
+        self._pending = 0  # events this store staged since its last fold
 
     @property
     def engine(self) -> Engine:
@@ -80,8 +87,14 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close every pooled connection."""
-        self._engine.dispose()
+        """Fold what this store left pending, then close every pooled connection."""
+        try:
+            if self._pending:
+                self.fold()
+        except DBAPIError as exc:  # the rows stay pending: queries still count them
+            log.warning("could not fold pending rollup rows at close: %s", exc)
+        finally:
+            self._engine.dispose()
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -104,10 +117,30 @@ class Store:
         ids = {event.event_id for event in batch}
         with self._engine.begin() as connection:
             fresh = ids - stored_ids(connection, ids)
-            inserted = self._inserter.insert(connection, batch)
+            inserted = self._inserter.insert(connection, batch)  # takes SQLite's write lock
             if fresh:
-                self._rollups.roll_up(connection, fresh)
-            return inserted
+                self._rollups.stage(connection, fresh)
+                self._pending += len(fresh)
+            if self._pending and self._fold_due():
+                self._fold(connection)
+        return inserted
+
+    def fold(self) -> None:
+        """Move the pending rollup rows into the rollups now (``store.rollups``); the writer
+        does this by itself every ``fold_interval_s`` seconds and at ``close``."""
+        immediate = {BEGIN_MODE: "IMMEDIATE"}  # SQLite: the write lock before reading
+        connection = self._engine.connect().execution_options(**immediate)
+        with connection, connection.begin():
+            self._fold(connection)
+
+    def _fold_due(self) -> bool:
+        waited = time.monotonic() - self._folded_at
+        return waited >= self._fold_interval_s or self._pending >= FOLD_EVENTS
+
+    def _fold(self, connection: Connection) -> None:
+        self._rollups.fold(connection, now=datetime.now(UTC))
+        self._pending = 0
+        self._folded_at = time.monotonic()
 
     def list_events(
         self,

@@ -1,10 +1,14 @@
 """The spend rollups (``schema.ROLLUP_SPECS``), kept in SQL by the event writer.
 
-``Store.insert_events`` calls ``RollupWriter.roll_up(connection, event_ids)`` in the transaction
+``Store.insert_events`` calls ``RollupWriter.stage(connection, event_ids)`` in the transaction
 that inserts the batch, with the ids of the events that batch really added (a replayed
-duplicate is skipped by the insert, so it must not be counted twice). Each rollup then takes one
-``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` over those rows: the database does the
-grouping and the sums, the gateway process spends no Python time per event on it.
+duplicate is skipped by the insert, so it must not be counted twice): one grouped pass appends
+the batch's hourly sums to ``spend_pending``. Every few seconds (or many events) the store calls
+``RollupWriter.fold``, which moves all pending rows into every rollup with one
+``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` each: the database does the grouping and
+the sums, the gateway process spends no Python time per event on it, and a key that many
+batches touch is updated once per fold. Spend queries add ``spend_pending`` to what they read
+from the rollups (``store.spend``), so nothing waits for a fold to be seen.
 
 ``choose(grain, fields)`` picks the smallest rollup of a grain that holds every field.
 
@@ -23,7 +27,8 @@ The measure expressions (``event_measures``) are shared with the raw-event spend
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +46,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    literal,
     literal_column,
     select,
     true,
@@ -55,12 +61,27 @@ from spendgate.store.schema import (
     ROLLUP_DIMENSIONS,
     ROLLUP_MEASURES,
     ROLLUP_SPECS,
+    SEALED_SPECS,
     RollupSpec,
     events,
     rollup_tables,
+    spend_pending,
+    spend_sealed,
 )
+from spendgate.store.types import UTCDateTime
 
 MICRO = 1_000_000  # picodollars per microdollar
+_FIRST = datetime(1, 1, 1, tzinfo=UTC)
+_LAST = datetime(9999, 1, 1, tzinfo=UTC)
+_Statement = tuple[str, list[str] | None, dict[str, Any]]  # SQL, parameter order, constants
+_DAY = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FOLD_LOCK = 0x5350454E44  # pg advisory lock key: one fold at a time across replicas
+# A day is sealed (``RollupWriter.seal``) this long after it ends; later events are added by
+# the fold as late rows.
+SEAL_AFTER = timedelta(hours=1)
+PAIRS = next(spec for spec in ROLLUP_SPECS if spec.pairs)
+_SEALED = "daily"  # the spend_sealed row
 _ID_CHUNK = 900  # ids per IN (…) list: far below any engine's parameter limit
 
 
@@ -147,8 +168,8 @@ def event_measures() -> dict[str, ColumnElement[Any]]:
 
 
 def stage_table(dialect: Dialect) -> Table:
-    """The per-connection scratch table a batch is first rolled up into (hour, every dimension):
-    the rollups are then filled from its few rows instead of each re-reading the events."""
+    """The per-connection scratch table a fold first gathers the pending rows into (hour, every
+    dimension, summed): the rollups are then filled from its rows."""
     bucket_type = Text() if dialect.name == "sqlite" else DateTime(timezone=True)
     return Table(
         "spend_stage",
@@ -160,100 +181,228 @@ def stage_table(dialect: Dialect) -> Table:
     )
 
 
-def _stage(stage: Table, dialect: str, where: ColumnElement[bool]) -> Insert:
-    """``INSERT INTO spend_stage SELECT <hourly rollup of the events matching where>``."""
+def _pend(dialect: str, where: ColumnElement[bool]) -> Insert:
+    """``INSERT INTO spend_pending SELECT <hourly sums of the events matching where>``."""
     dims = [func.coalesce(events.c[d], "").label(d) for d in ROLLUP_DIMENSIONS]
     measures = [expr.label(name) for name, expr in event_measures().items()]
     bucket = truncate(events.c.ts, "hour", dialect).label("bucket")
     grouped = select(bucket, *dims, *measures).where(where)
-    grouped = grouped.group_by(*(literal_column(str(i + 1)) for i in range(1 + len(dims))))
-    return stage.insert().from_select(["bucket", *ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], grouped)
+    grouped = grouped.group_by(*_ordinals(1 + len(dims)))
+    return spend_pending.insert().from_select(
+        ["bucket", *ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], grouped
+    )
 
 
-def _upsert(spec: RollupSpec, stage: Table, dialect: str) -> Insert:
-    """``INSERT INTO <rollup> SELECT <the stage regrouped>`` (conflict clause apart)."""
-    bucket = stage.c.bucket if spec.grain == "hour" else truncate(stage.c.bucket, "day", dialect)
-    dims = [stage.c[d] for d in spec.dimensions]
-    measures = [func.sum(stage.c[m]).label(m) for m in ROLLUP_MEASURES]
-    grouped = select(bucket.label("bucket"), *dims, *measures).where(true())  # WHERE: see SQLite
-    grouped = grouped.group_by(*(literal_column(str(i + 1)) for i in range(1 + len(dims))))
-    columns = ["bucket", *spec.dimensions, *ROLLUP_MEASURES]
-    return rollup_tables[spec.name].insert().from_select(columns, grouped)
+def _ordinals(count: int, first: int = 1) -> list[ColumnElement[Any]]:
+    return [literal_column(str(i)) for i in range(first, first + count)]
 
 
-def _on_conflict(spec: RollupSpec) -> str:
-    key = ", ".join(("bucket", *spec.dimensions))
+def _move(dialect: str) -> list[str]:
+    """SQL that moves every pending row into the stage (summed per hour and dimensions)."""
+    dims = ", ".join(ROLLUP_DIMENSIONS)
+    sums = ", ".join(f"SUM({m})" for m in ROLLUP_MEASURES)
+    columns = f"bucket, {dims}, {', '.join(ROLLUP_MEASURES)}"
+    grouped = f"SELECT bucket, {dims}, {sums} FROM {{source}} WHERE true GROUP BY bucket, {dims}"
+    if dialect == "postgresql":  # rows another transaction adds meanwhile stay pending
+        return [
+            f"WITH moved AS (DELETE FROM spend_pending RETURNING {columns}) "
+            f"INSERT INTO spend_stage ({columns}) {grouped.format(source='moved')}"
+        ]
+    # SQLite: the caller holds the write lock, so nothing is added between the two.
+    return [
+        f"INSERT INTO spend_stage ({columns}) {grouped.format(source='spend_pending')}",
+        "DELETE FROM spend_pending",
+    ]
+
+
+def _upserts(
+    spec: RollupSpec, source: Table, dialect: Dialect, *, bounded: bool = False
+) -> list[str]:
+    """``INSERT INTO <rollup> SELECT <source regrouped> ON CONFLICT DO UPDATE`` (one per
+    dimension of a facet rollup, per pair of a pair rollup), rows in key order so concurrent
+    folds cannot deadlock. ``source`` is the stage or a full rollup (the same columns);
+    ``bounded``: only its rows in ``[:low, :high)`` (named parameters, see ``_bucket_value``)."""
+    table = rollup_tables[spec.name]
+    same = spec.grain == "hour" or source.name == "spend_daily"  # the source's grain is ours
+    bucket = source.c.bucket if same else truncate(source.c.bucket, "day", dialect.name)
+    measures = [func.sum(source.c[m]).label(m) for m in ROLLUP_MEASURES]
+    shapes: list[tuple[list[str], list[ColumnElement[Any]]]]
+    if spec.facets and "dimension" in source.c:  # daily facets from the hourly ones
+        key: tuple[str, ...] = ("dimension", "bucket", "value")
+        shapes = [(list(key), [source.c.dimension, bucket, source.c.value])]
+    elif spec.pairs:
+        key = ("dimension", "bucket", "value", "value_2")
+        shapes = [
+            (list(key), [literal(f"{a},{b}"), bucket, source.c[a], source.c[b]])
+            for a, b in spec.pairs
+        ]
+    elif spec.facets:
+        key = ("dimension", "bucket", "value")
+        shapes = [(list(key), [literal(d), bucket, source.c[d]]) for d in spec.dimensions]
+    else:
+        dims = [source.c[d] for d in spec.dimensions]
+        shapes = [(["bucket", *spec.dimensions], [bucket.label("bucket"), *dims])]
+        key = ("bucket", *spec.dimensions)
+    where: ColumnElement[bool] = true()  # a WHERE: SQLite's upsert needs one
+    if bounded:
+        low: ColumnElement[Any] = literal_column("__low__")  # markers go in after compiling
+        high: ColumnElement[Any] = literal_column("__high__")
+        where = and_(source.c.bucket >= low, source.c.bucket < high)
     sets = ", ".join(f"{m} = {spec.name}.{m} + excluded.{m}" for m in ROLLUP_MEASURES)
-    return f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
+    out = []
+    for names, keys in shapes:
+        grouped = select(*keys, *measures).where(where)
+        grouped = grouped.group_by(*_ordinals(len(keys))).order_by(*_ordinals(len(keys)))
+        insert = table.insert().from_select([*names, *ROLLUP_MEASURES], grouped)
+        sql = str(insert.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for name in ("low", "high"):
+            sql = sql.replace(f"__{name}__", _marker(dialect, name))
+        out.append(f"{sql} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+    return out
 
 
-_Statement = tuple[str, list[str] | None, dict[str, Any]]  # SQL, parameter order, constants
+def _marker(dialect: Dialect, name: str) -> str:
+    """A named parameter in the driver's own style (sqlite3 and psycopg take a dict)."""
+    return f":{name}" if dialect.name == "sqlite" else f"%({name})s"
+
+
+def _bucket_value(dialect: Dialect, moment: datetime) -> Any:
+    """``moment`` as the driver value of a rollup bucket (SQLite keeps UTC text)."""
+    if dialect.name == "sqlite":
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment
+
+
+def sealed_until(connection: Connection) -> datetime:
+    """Every day before this is in the daily rollups (``RollupWriter.seal``)."""
+    query = select(spend_sealed.c.until).where(spend_sealed.c.name == _SEALED)
+    return connection.execute(query).scalar_one_or_none() or _EPOCH
 
 
 class RollupWriter:
-    """Runs the rollup upserts on one engine's dialect, with statements compiled once per id
-    count (counts are padded to a power of two, so a handful of statements serve every batch).
+    """Keeps the rollups on one engine's dialect, in three steps:
 
-    Per batch: create the stage if this connection has none, stage the batch's events (one
-    pass over them), upsert every rollup from the stage, empty the stage."""
+    - ``stage(connection, event_ids)``, in each insert transaction: the batch's hourly sums
+      (every dimension) are appended to ``spend_pending``: one grouped pass over the new rows;
+    - ``fold(connection)``, every few seconds: every pending row is moved into every hourly
+      rollup (one ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` each), so the upserts
+      are paid once per key and fold, not once per batch;
+    - ``seal(connection, now)``, from the fold, about once a day: every daily rollup is filled
+      for the days that have ended, from a finer rollup (``RollupSpec.sealed_from``: an hourly
+      one, or ``spend_daily`` for the 52 pair views), once per day instead of per fold. A fold
+      adds the rows of days already sealed (events that arrive late, such as imported logs)
+      to the daily rollups as well.
+
+    Statements are compiled once (the staging one per id count, padded to a power of two)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         stage = stage_table(dialect)
-        self._stage = stage
-        self._prologue = str(CreateTable(stage, if_not_exists=True).compile(dialect=dialect))
-        self._upserts = [
-            self._compile(_upsert(spec, stage, dialect.name), spec) for spec in ROLLUP_SPECS
+        self._prologue = [
+            str(CreateTable(stage, if_not_exists=True).compile(dialect=dialect)),
+            str(stage.delete().compile(dialect=dialect)),  # a failed fold may have left rows
         ]
+        self._move = _move(dialect.name)
+        hourly = [spec for spec in ROLLUP_SPECS if spec.sealed_from is None]
+        self._upserts = [sql for spec in hourly for sql in _upserts(spec, stage, dialect)]
+        self._late = [
+            sql for spec in SEALED_SPECS for sql in _upserts(spec, stage, dialect, bounded=True)
+        ]
+        self._sealing = [
+            sql
+            for spec in SEALED_SPECS
+            for sql in _upserts(spec, _source(spec), dialect, bounded=True)
+        ]
+        low, high = _marker(dialect, "low"), _marker(dialect, "high")
+        self._any_late = f"SELECT 1 FROM spend_stage WHERE bucket >= {low} AND bucket < {high}"
         self._clear = str(stage.delete().compile(dialect=dialect))
-        self._staging: dict[int | None, _Statement] = {}
+        self._staging: dict[int, _Statement] = {}
 
-    def _compile(self, statement: Insert, spec: RollupSpec | None = None) -> _Statement:
-        compiled = statement.compile(dialect=self._dialect)
-        order = None if compiled.positiontup is None else list(compiled.positiontup)
-        sql = str(compiled) + ("" if spec is None else _on_conflict(spec))
-        return sql, order, compiled.params
-
-    def _staging_for(self, size: int | None) -> _Statement:
+    def _staging_for(self, size: int) -> _Statement:
         if size not in self._staging:
-            if size is None:
-                where: ColumnElement[bool] = true()
-            else:
-                where = events.c.event_id.in_([bindparam(f"id_{i}") for i in range(size)])
-            self._staging[size] = self._compile(_stage(self._stage, self._dialect.name, where))
+            where = events.c.event_id.in_([bindparam(f"id_{i}") for i in range(size)])
+            compiled = _pend(self._dialect.name, where).compile(dialect=self._dialect)
+            order = None if compiled.positiontup is None else list(compiled.positiontup)
+            self._staging[size] = (str(compiled), order, compiled.params)
         return self._staging[size]
 
-    def _run(self, connection: Connection, size: int | None, ids: Sequence[str]) -> None:
-        connection.exec_driver_sql(self._prologue)
-        connection.exec_driver_sql(self._clear)  # a failed earlier transaction may have left rows
-        ids_by_name = {f"id_{i}": v for i, v in enumerate(ids)}
-        for sql, order, constants in (self._staging_for(size), *self._upserts):
-            values = {**constants, **ids_by_name}
-            params = values if order is None else tuple(values[name] for name in order)
-            connection.exec_driver_sql(sql, params)
-        connection.exec_driver_sql(self._clear)
-
-    def roll_up(self, connection: Connection, event_ids: Collection[str]) -> None:
-        """Add the stored events ``event_ids`` (each counted once) to every rollup."""
+    def stage(self, connection: Connection, event_ids: Collection[str]) -> None:
+        """Append the stored events ``event_ids`` (each counted once) to ``spend_pending``."""
         ids = sorted(set(event_ids))
         for start in range(0, len(ids), _ID_CHUNK):
             chunk = ids[start : start + _ID_CHUNK]
             size = min(_ID_CHUNK, 1 << (len(chunk) - 1).bit_length())
             padded = chunk + [chunk[0]] * (size - len(chunk))  # IN ignores the repeats
-            self._run(connection, size, padded)
+            sql, order, constants = self._staging_for(size)
+            values = {**constants, **{f"id_{i}": v for i, v in enumerate(padded)}}
+            params = values if order is None else tuple(values[name] for name in order)
+            connection.exec_driver_sql(sql, params)
 
-    def backfill(self, connection: Connection) -> None:
-        """Roll up every stored event (into empty rollups)."""
-        self._run(connection, None, ())
+    def fold(self, connection: Connection, *, now: datetime | None = None) -> bool:
+        """Move every pending row into the rollups, then ``seal`` (``now``: the clock it
+        seals by; ``None``: no sealing), in ``connection``'s transaction (on SQLite it must
+        hold the write lock: ``BEGIN IMMEDIATE`` or after a write). On PostgreSQL a fold
+        already running elsewhere makes this one a no-op (returns False)."""
+        if self._dialect.name == "postgresql":
+            got = connection.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({_FOLD_LOCK})")
+            if not got.scalar_one():
+                return False
+        for sql in (*self._prologue, *self._move, *self._upserts):
+            connection.exec_driver_sql(sql)
+        late = self._range(_EPOCH, sealed_until(connection))
+        if connection.exec_driver_sql(self._any_late, late).first() is not None:
+            for sql in self._late:
+                connection.exec_driver_sql(sql, late)
+        connection.exec_driver_sql(self._clear)
+        if now is not None:
+            self.seal(connection, now)
+        return True
+
+    def seal(self, connection: Connection, now: datetime) -> None:
+        """Fill the daily rollups for every day that ended ``SEAL_AFTER`` before ``now`` and
+        is not sealed yet."""
+        sealed, target = sealed_until(connection), _floor_day(now - SEAL_AFTER)
+        if target <= sealed:
+            return
+        for sql in self._sealing:
+            connection.exec_driver_sql(sql, self._range(sealed, target))
+        connection.execute(spend_sealed.delete().where(spend_sealed.c.name == _SEALED))
+        connection.execute(spend_sealed.insert().values(name=_SEALED, until=target))
+
+    def _range(self, low: datetime, high: datetime) -> dict[str, Any]:
+        return {
+            "low": _bucket_value(self._dialect, low),
+            "high": _bucket_value(self._dialect, high),
+        }
+
+    def backfill(
+        self, connection: Connection, since: datetime | None = None, until: datetime | None = None
+    ) -> None:
+        """Roll up the stored events in ``[since, until)`` (every one when both are None),
+        through ``spend_pending`` and a fold (without sealing), as the writer would."""
+        where = and_(
+            events.c.ts >= bindparam("since", type_=UTCDateTime()),
+            events.c.ts < bindparam("until", type_=UTCDateTime()),
+        )
+        connection.execute(
+            _pend(self._dialect.name, where),
+            {"since": since or _FIRST, "until": until or _LAST},
+        )
+        self.fold(connection)
 
 
 def choose(grain: str, fields: Collection[str]) -> RollupSpec | None:
-    """The first rollup of ``grain`` (smallest first: ``ROLLUP_SPECS`` order) that holds every
-    one of ``fields``."""
+    """The first rollup of ``grain`` (smallest first: ``ROLLUP_SPECS`` order) that can answer a
+    question naming ``fields`` (``RollupSpec.holds``)."""
     for spec in ROLLUP_SPECS:
-        if spec.grain == grain and set(fields) <= set(spec.dimensions):
+        if spec.grain == grain and spec.holds(fields):
             return spec
     return None
+
+
+def _source(spec: RollupSpec) -> Table:
+    assert spec.sealed_from is not None
+    return rollup_tables[spec.sealed_from]
 
 
 def stored_ids(connection: Connection, event_ids: Collection[str]) -> set[str]:
@@ -267,13 +416,26 @@ def stored_ids(connection: Connection, event_ids: Collection[str]) -> set[str]:
     return found
 
 
-def backfill(connection: Connection) -> None:
-    """Roll up every stored event (into empty rollups: used by the migration and ``rebuild``)."""
-    RollupWriter(connection.dialect).backfill(connection)
-
-
-def rebuild(connection: Connection) -> None:
-    """Empty both rollups and roll up every stored event again."""
-    for table in rollup_tables.values():
+def rebuild(
+    connection: Connection, progress: Callable[[datetime, datetime], None] | None = None
+) -> None:
+    """Empty the rollups and roll up every stored event again, a day at a time (each day's
+    ``progress(day, last_day)`` after it), then seal the days that have ended, in
+    ``connection``'s transaction (on SQLite it must hold the write lock)."""
+    for table in (*rollup_tables.values(), spend_pending, spend_sealed):
         connection.execute(table.delete())
-    backfill(connection)
+    first, last = connection.execute(select(func.min(events.c.ts), func.max(events.c.ts))).one()
+    if first is None:
+        return
+    writer = RollupWriter(connection.dialect)
+    day = _floor_day(first)
+    while day <= last:
+        writer.backfill(connection, day, day + _DAY)
+        if progress is not None:
+            progress(day, last)
+        day += _DAY
+    writer.seal(connection, datetime.now(UTC))
+
+
+def _floor_day(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

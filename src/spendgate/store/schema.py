@@ -6,11 +6,15 @@ adds no column of its own, so what is at rest is exactly what the event holds.
 
 ``api_keys`` holds spendgate keys by SHA-256 hash only (see ``store.keys``).
 
-``spend_hourly`` and ``spend_daily`` are rollups of ``events`` kept by ``Store.insert_events`` in
-the same transaction (see ``store.rollups``): one row per hour (day) and combination of
-``ROLLUP_DIMENSIONS`` (a missing value is stored as ``''`` so the key can be unique). Smaller
-rollups (``ROLLUP_SPECS``: ``spend_*_org``, ``spend_daily_models``, ``spend_daily_users``) keep
-fewer dimensions, so the common questions read far fewer rows. Every rollup holds
+``spend_hourly`` and ``spend_daily`` are rollups of ``events`` kept by ``Store.insert_events``
+(see ``store.rollups``): one row per hour (day) and combination of ``ROLLUP_DIMENSIONS`` (a
+missing value is stored as ``''`` so the key can be unique). Smaller rollups (``ROLLUP_SPECS``:
+``spend_*_org``, ``spend_daily_models``, ``spend_daily_users``) keep fewer dimensions, the
+facet rollups (``spend_facets_*``) one dimension at a time (a row per hour or day, dimension
+and value), and ``spend_pairs_daily`` two at a time (every pair no smaller rollup keeps), so
+a question naming one or two fields reads far fewer rows. ``spend_pending`` holds the hourly
+sums of the newest events until the writer folds them into the rollups (every few seconds);
+queries add it. Every rollup holds
 additive measures only: counts, token sums, money split into exact integer parts
 (``*_micro`` = Σ whole microdollars, ``*_pico`` = Σ the picodollar remainders, so no SUM can
 overflow a BIGINT below ~$9.2 trillion), and a latency histogram (``LATENCY_BOUNDS_MS``).
@@ -22,7 +26,7 @@ Later tables (CUR lines) join this metadata in their own migrations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,11 +195,30 @@ api_keys = Table(
 
 @dataclass(frozen=True, slots=True)
 class RollupSpec:
-    """One rollup table: its name, time grain (``hour`` | ``day``) and dimensions."""
+    """One rollup table: its name, time grain (``hour`` | ``day``) and dimensions. A facet
+    rollup (``facets``) keys its rows by ``(dimension, bucket, value)``: one row per dimension
+    and value, so it answers questions that name at most one of its dimensions."""
 
     name: str
     grain: str
     dimensions: tuple[str, ...]
+    facets: bool = False
+    pairs: tuple[tuple[str, str], ...] = ()  # a pair rollup: the field pairs it keeps
+    sealed_from: str | None = None  # a daily rollup: the rollup its ended days are summed from
+
+    def holds(self, fields: Collection[str]) -> bool:
+        """Whether this rollup can answer a question that groups or filters by ``fields``."""
+        if self.pairs:
+            return len(fields) == 2 and pair_of(fields) in self.pairs
+        if self.facets and len(fields) > 1:
+            return False
+        return set(fields) <= set(self.dimensions)
+
+
+def pair_of(fields: Collection[str]) -> tuple[str, str]:
+    """Two fields in ``ROLLUP_DIMENSIONS`` order (the order a pair rollup keeps them in)."""
+    first, second = sorted(fields, key=ROLLUP_DIMENSIONS.index)
+    return first, second
 
 
 # Smaller rollups answer the common questions from far fewer rows than the full ones.
@@ -208,24 +231,66 @@ MODEL_DIMENSIONS = (
     *("status", "source"),
 )
 USER_DIMENSIONS = ("user_id", "key_id", "department", "project", "base_model")
+
+
+def _pairs_apart() -> tuple[tuple[str, str], ...]:
+    """The field pairs that no smaller rollup keeps together."""
+    narrow = (ORG_DIMENSIONS, MODEL_DIMENSIONS, USER_DIMENSIONS)
+    return tuple(
+        (first, second)
+        for i, first in enumerate(ROLLUP_DIMENSIONS)
+        for second in ROLLUP_DIMENSIONS[i + 1 :]
+        if not any({first, second} <= set(dims) for dims in narrow)
+    )
+
+
 # Smallest first (``store.rollups.choose`` takes the first one that holds a query's fields).
+# Hourly rollups are kept by every fold; a daily one is filled once a day has ended, from
+# ``sealed_from`` (``store.rollups.RollupWriter.seal``), in this order.
 ROLLUP_SPECS = (
+    RollupSpec("spend_facets_hourly", "hour", ROLLUP_DIMENSIONS, facets=True),
+    RollupSpec(
+        "spend_facets_daily",
+        "day",
+        ROLLUP_DIMENSIONS,
+        facets=True,
+        sealed_from="spend_facets_hourly",
+    ),
     RollupSpec("spend_hourly_org", "hour", ORG_DIMENSIONS),
     RollupSpec("spend_hourly", "hour", ROLLUP_DIMENSIONS),
-    RollupSpec("spend_daily_models", "day", MODEL_DIMENSIONS),
-    RollupSpec("spend_daily_org", "day", ORG_DIMENSIONS),
-    RollupSpec("spend_daily_users", "day", USER_DIMENSIONS),
-    RollupSpec("spend_daily", "day", ROLLUP_DIMENSIONS),
+    RollupSpec("spend_daily_models", "day", MODEL_DIMENSIONS, sealed_from="spend_hourly"),
+    RollupSpec("spend_daily_org", "day", ORG_DIMENSIONS, sealed_from="spend_hourly_org"),
+    RollupSpec("spend_daily_users", "day", USER_DIMENSIONS, sealed_from="spend_hourly"),
+    RollupSpec(
+        "spend_pairs_daily",
+        "day",
+        ROLLUP_DIMENSIONS,
+        pairs=_pairs_apart(),
+        sealed_from="spend_daily",
+    ),
+    RollupSpec("spend_daily", "day", ROLLUP_DIMENSIONS, sealed_from="spend_hourly"),
+)
+# Sealing order: a rollup after the one it is summed from.
+SEALED_SPECS = tuple(
+    sorted((s for s in ROLLUP_SPECS if s.sealed_from), key=lambda s: s.sealed_from == "spend_daily")
 )
 
 
 def _rollup(spec: RollupSpec) -> Table:
-    """A rollup table: ``bucket`` (the hour or day, UTC) and its dimensions as the key."""
+    """A rollup table: ``bucket`` (the hour or day, UTC) and its dimensions as the key (for a
+    facet rollup: ``dimension``, ``bucket`` and ``value``; for a pair rollup ``dimension`` is
+    ``"first,second"``, and ``value``, ``value_2`` are theirs)."""
+    if spec.facets or spec.pairs:
+        values = ("value", "value_2") if spec.pairs else ("value",)
+        keys = [Column(n, Text, primary_key=True) for n in ("dimension", *values)]
+        keys.insert(1, Column("bucket", UTCDateTime, primary_key=True))
+    else:
+        keys = [Column("bucket", UTCDateTime, primary_key=True)]
+        keys += [Column(d, Text, primary_key=True) for d in spec.dimensions]
     return Table(
         spec.name,
         metadata,
-        Column("bucket", UTCDateTime, primary_key=True),
-        *(Column(d, Text, primary_key=True) for d in spec.dimensions),
+        *keys,
         *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
         sqlite_with_rowid=False,  # SQLite keeps the rows in key order: a time range is one scan
     )
@@ -234,6 +299,26 @@ def _rollup(spec: RollupSpec) -> Table:
 rollup_tables = {spec.name: _rollup(spec) for spec in ROLLUP_SPECS}
 spend_hourly = rollup_tables["spend_hourly"]
 spend_daily = rollup_tables["spend_daily"]
+
+# How far the daily rollups are complete (``store.rollups.RollupWriter.seal``): every day
+# before ``until`` (one row, ``name`` = ``daily``).
+spend_sealed = Table(
+    "spend_sealed",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("until", UTCDateTime, nullable=False),
+)
+
+# The newest events' hourly sums (every dimension), appended in each insert transaction and
+# moved into the rollups by ``store.rollups.RollupWriter.fold``; rows are not unique.
+spend_pending = Table(
+    "spend_pending",
+    metadata,
+    Column("bucket", UTCDateTime, nullable=False),
+    *(Column(d, Text, nullable=False) for d in ROLLUP_DIMENSIONS),
+    *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+    Index(None, "bucket"),
+)
 
 
 # One row per ``spendgate.budgets.model.Budget`` (see ``store.budgets``): the limit as a decimal

@@ -6,20 +6,25 @@ the caller's buckets and deriving ratios and percentiles is ``spendgate.analytic
 How a range ``[since, until)`` is answered (``plan``):
 
 - when every group-by and filter field is a rollup dimension and no distinct count is asked:
-  whole days from ``spend_daily`` (unless hourly slots are wanted), the whole hours around them
-  from ``spend_hourly``, and the partial hours at either end from ``events``;
+  whole days from a daily rollup (unless hourly slots are wanted), the whole hours around them
+  from an hourly one, the rows still pending a fold (``spend_pending``) for all those whole
+  hours, and the partial hours at either end from ``events``. Of each grain, the smallest
+  rollup that can answer is read (``store.rollups.choose``): a facet rollup when the question
+  names at most one field;
 - otherwise (``session_id`` / ``workflow_id`` named, or ``distinct=True``) all from ``events``,
   using the same aggregate expressions (``store.rollups.event_measures``).
 
-Each part is one ``SELECT … GROUP BY``; the caller adds the parts up (sums are additive).
+Each part is one ``SELECT … GROUP BY``, all in one snapshot of the database (SQLite's read
+transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running meanwhile is seen entirely or
+not at all; the caller adds the parts up (sums are additive).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -35,13 +40,16 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollups import choose, event_measures, pusd, truncate
+from spendgate.store.rollups import choose, event_measures, pusd, sealed_until, truncate
 from spendgate.store.schema import (
     LATENCY_BUCKETS,
     ROLLUP_DIMENSIONS,
     ROLLUP_MEASURES,
+    ROLLUP_SPECS,
     events,
+    pair_of,
     rollup_tables,
+    spend_pending,
 )
 from spendgate.store.types import UTCDateTime
 
@@ -61,30 +69,38 @@ DISTINCT_MEASURES = (
     "workflow_cost_micro",
     "workflow_cost_pico",
 )
+SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 
 
-@dataclass(frozen=True, slots=True)
-class SpendSums:
+class SpendSums(NamedTuple):
     """Sums for one group (``keys``: values in group-by order, ``None`` for missing) and time
-    slot (``slot``: an hour or day start, ``None`` without a grain). ``sums`` holds every
-    ``ROLLUP_MEASURES`` entry, plus ``DISTINCT_MEASURES`` when asked for."""
+    slot (``slot``: an hour or day start, ``None`` without a grain). ``values`` holds one sum
+    per name in ``names`` (every ``ROLLUP_MEASURES`` entry, plus ``DISTINCT_MEASURES`` when
+    asked for; the same tuple for every part of one query)."""
 
     keys: tuple[str | None, ...]
     slot: datetime | None
-    sums: dict[str, int]
+    values: tuple[int, ...]
+    names: tuple[str, ...]
+
+    @property
+    def sums(self) -> dict[str, int]:
+        return dict(zip(self.names, self.values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One piece of a range and where it is read from: ``events``, or a rollup of grain
-    ``hour`` or ``day`` (``table``: the one ``store.rollups.choose`` picked)."""
+    """One piece of a range and where it is read from: ``events``, ``pending`` (the rows not
+    yet folded, hourly), or a rollup of grain ``hour`` or ``day`` (``table``: the one
+    ``store.rollups.choose`` picked)."""
 
     source: str
     start: datetime
     end: datetime
     table: str = "events"
+    sign: int = 1  # -1: subtract these sums (see ``plan``)
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:
@@ -99,25 +115,43 @@ def _ceil(moment: datetime, step: timedelta) -> datetime:
 
 def plan(since: datetime, until: datetime, *, rollups: bool, days: bool) -> list[Part]:
     """The parts that answer ``[since, until)``: see the module docstring. ``days`` allows
-    ``spend_daily``; ``rollups`` allows either rollup."""
+    the daily rollups; ``rollups`` allows any rollup.
+
+    Each end is taken to its nearest hour (then, inside those, to the nearest day): a range
+    starting at 10:05 reads the whole 10:00 hour from a rollup and subtracts the five raw
+    minutes (a part with ``sign`` -1), instead of adding 55 raw minutes. So an end never costs
+    more than half an hour of raw events and twelve hourly slots."""
     if not rollups:
         return [Part("events", since, until)]
-    first_hour, last_hour = _ceil(since, _HOUR), _floor(until, _HOUR)
-    if first_hour >= last_hour:
+    low_hour, high_hour = _nearest(since, _HOUR), _nearest(until, _HOUR)
+    if low_hour >= high_hour:
         return [Part("events", since, until)]
-    parts = [Part("events", since, first_hour)] if since < first_hour else []
-    first_day, last_day = _ceil(first_hour, _DAY), _floor(last_hour, _DAY)
-    if days and first_day < last_day:
-        if first_hour < first_day:
-            parts.append(Part("hour", first_hour, first_day))
-        parts.append(Part("day", first_day, last_day))
-        if last_day < last_hour:
-            parts.append(Part("hour", last_day, last_hour))
+    parts = _between("events", since, low_hour)
+    parts.append(Part("pending", low_hour, high_hour, "spend_pending"))
+    low_day, high_day = _nearest(low_hour, _DAY), _nearest(high_hour, _DAY)
+    if days and low_day < high_day:
+        parts += _between("hour", low_hour, low_day)
+        parts.append(Part("day", low_day, high_day))
+        parts += _between("hour", high_day, high_hour)
     else:
-        parts.append(Part("hour", first_hour, last_hour))
-    if last_hour < until:
-        parts.append(Part("events", last_hour, until))
-    return parts
+        parts.append(Part("hour", low_hour, high_hour))
+    return parts + _between("events", high_hour, until)
+
+
+def _nearest(moment: datetime, step: timedelta) -> datetime:
+    floor = _floor(moment, step)
+    return floor if moment - floor <= step / 2 else floor + step
+
+
+def _between(source: str, have: datetime, want: datetime) -> list[Part]:
+    """What turns a boundary at ``have`` into one at ``want`` (at the start of a range; at
+    its end the arguments swap): ``source`` over the gap, added if ``have`` is earlier,
+    subtracted if later."""
+    if have < want:
+        return [Part(source, have, want)]
+    if have > want:
+        return [Part(source, want, have, sign=-1)]
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +182,12 @@ def sum_spend(
     latency: bool = True,
 ) -> list[SpendSums]:
     """Additive spend sums per group and ``grain`` slot, one entry per group, slot and part
-    (see ``plan``): the caller merges equal keys. ``grain`` (``hour``, ``day``, ``week``,
-    ``month`` or ``None``) is exact for raw events; rollup parts answer per hour or day (each
-    inside one slot of any coarser grain), so re-bucket the slots. Distinct counts are exact
-    for the ``grain`` given (do not merge them across slots). ``latency=False`` leaves out the
-    latency sums and histogram (about half the columns: faster).
+    (see ``plan``): the caller adds up equal keys (a subtracted part's sums come negated) and
+    drops groups left with no requests (they only had events outside the range). ``grain``
+    (``hour``, ``day``, ``week``, ``month`` or ``None``): every part's slots are cut to it in
+    SQL (hourly and daily rollups nest in every coarser grain).
+    Distinct counts are exact for the ``grain`` given (do not merge them across slots).
+    ``latency=False`` leaves out the latency sums and histogram (about half the columns).
     Fields must be in ``DIMENSIONS``; a filter value ``""`` matches a missing value."""
     filters = dict(filters or {})
     unknown = sorted((set(group_by) | set(filters)) - set(DIMENSIONS))
@@ -161,42 +196,81 @@ def sum_spend(
     ask = Ask(tuple(group_by), tuple(sorted(filters.items())), grain, distinct, latency)
     fields = set(group_by) | set(filters)
     rolled = not distinct and fields <= set(ROLLUP_DIMENSIONS)
-    parts = [
-        _with_table(p, fields) for p in plan(since, until, rollups=rolled, days=grain != "hour")
-    ]
     out: list[SpendSums] = []
     with engine.connect() as connection:
-        for part in parts:
-            out.extend(_run(connection, part, ask))
+        if connection.dialect.name == "postgresql":  # one snapshot for every part
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        sealed: list[datetime] = []  # read once, and only if a pair rollup could answer
+        for planned in plan(since, until, rollups=rolled, days=grain != "hour"):
+            for part in _with_table(planned, fields, lambda: _sealed(connection, sealed)):
+                out.extend(_run(connection, part, ask))
     return out
 
 
-def _with_table(part: Part, fields: set[str]) -> Part:
-    if part.source == "events":
-        return part
+def _sealed(connection: Connection, memo: list[datetime]) -> datetime:
+    if not memo:
+        memo.append(sealed_until(connection))
+    return memo[0]
+
+
+def _with_table(part: Part, fields: set[str], sealed: Callable[[], datetime]) -> list[Part]:
+    """``part`` with the rollup that answers it. A daily rollup holds only sealed days, so a
+    day part is split there: the days after it come from the hourly rollup."""
+    if part.source in ("events", "pending"):
+        return [part]
     spec = choose(part.source, fields)
     assert spec is not None  # the full rollups hold every ROLLUP_DIMENSIONS field
-    return Part(part.source, part.start, part.end, spec.name)
+    if spec.sealed_from is None:
+        return [replace(part, table=spec.name)]
+    until = sealed()
+    hourly = choose("hour", fields)
+    assert hourly is not None
+    if part.end <= until:
+        return [replace(part, table=spec.name)]
+    if part.start >= until:
+        return [replace(part, source="hour", table=hourly.name)]
+    return [
+        replace(part, end=until, table=spec.name),
+        replace(part, source="hour", start=until, table=hourly.name),
+    ]
 
 
 def _run(connection: Connection, part: Part, ask: Ask) -> list[SpendSums]:
+    dialect = connection.dialect.name
     if part.source == "events":
-        query = _events_query(connection.dialect.name, part, ask)
+        query = _events_query(dialect, part, ask)
+    elif part.source == "pending":
+        query = _rollup_query(spend_pending, part, ask, dialect)
+    elif SPECS[part.table].facets or SPECS[part.table].pairs:
+        query = _facet_query(rollup_tables[part.table], part, ask, dialect)
     else:
-        query = _rollup_query(rollup_tables[part.table], part, ask)
+        query = _rollup_query(rollup_tables[part.table], part, ask, dialect)
     names = ask.measures
     width = len(ask.group_by)
-    out = []
     offset = 0 if ask.grain is None else 1
+    start = offset + width
+    negate = part.sign < 0
+    out = []
     for row in connection.execute(query):
-        slot = row[0] if offset else None
-        keys = tuple(value or None for value in row[offset : offset + width])
-        out.append(SpendSums(keys, slot, dict(zip(names, row[offset + width :], strict=True))))
+        keys = tuple([value or None for value in row[offset:start]])
+        values = tuple([-value for value in row[start:]] if negate else row[start:])
+        out.append(SpendSums(keys, row[0] if offset else None, values, names))
     return out
 
 
-def _rollup_query(table: Table, part: Part, ask: Ask) -> Select[Any]:
-    slot = [table.c.bucket] if ask.grain is not None else []
+def _slot(table: Table, part: Part, ask: Ask, dialect: str) -> list[ColumnElement[Any]]:
+    """The slot column: the rollup's bucket, cut down to the asked grain when that is coarser
+    (hours into days, days into weeks or months: the database groups them, not Python)."""
+    if ask.grain is None:
+        return []
+    grain = "hour" if part.source in ("hour", "pending") else "day"
+    if ask.grain == grain:
+        return [table.c.bucket]
+    return [truncate(table.c.bucket, ask.grain, dialect, type_=UTCDateTime()).label("slot")]
+
+
+def _rollup_query(table: Table, part: Part, ask: Ask, dialect: str) -> Select[Any]:
+    slot = _slot(table, part, ask, dialect)
     dims = [table.c[name] for name in ask.group_by]
     sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
     query = select(*slot, *dims, *sums).where(
@@ -204,6 +278,27 @@ def _rollup_query(table: Table, part: Part, ask: Ask) -> Select[Any]:
     )
     for name, value in ask.filters:
         query = query.where(table.c[name] == value)
+    return query.group_by(*slot, *dims) if slot or dims else query
+
+
+def _facet_query(table: Table, part: Part, ask: Ask, dialect: str) -> Select[Any]:
+    """A rollup query on a facet or pair table: the rows of the one field (or pair) named;
+    with no field named, those of ``source`` (every event has exactly one value of each)."""
+    fields = {*ask.group_by, *(name for name, _ in ask.filters)}
+    if len(fields) == 2:
+        first, second = pair_of(fields)
+        dimension, columns = f"{first},{second}", {first: "value", second: "value_2"}
+    else:
+        (dimension,) = fields or {"source"}
+        columns = {dimension: "value"}
+    slot = _slot(table, part, ask, dialect)
+    dims = [table.c[columns[name]] for name in ask.group_by]
+    sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
+    query = select(*slot, *dims, *sums).where(
+        table.c.dimension == dimension, table.c.bucket >= part.start, table.c.bucket < part.end
+    )
+    for name, value in ask.filters:
+        query = query.where(table.c[columns[name]] == value)
     return query.group_by(*slot, *dims) if slot or dims else query
 
 

@@ -6,19 +6,15 @@ Create Date: 2026-11-22 11:30:00.000000
 
 ``spend_hourly`` and ``spend_daily`` (every dimension) and the smaller ``spend_*_org``,
 ``spend_daily_models`` and ``spend_daily_users``: additive spend measures per hour (day) and
-combination of dimensions, kept by the event writer in the same transaction as the events (see
-``spendgate.store.rollups``). Events already stored are rolled up here, so a database migrated
-from 0001 answers spend queries from the rollups at once. The column lists are frozen here on
-purpose; the backfill uses ``store.rollups``' current SQL, so a later migration that changes
-the rollups' columns must rebuild them itself (``store.rollups.rebuild``).
+combination of dimensions, kept by the event writer (see ``spendgate.store.rollups``). The
+column lists are frozen here on purpose. Events stored before this revision are rolled up by
+0004, which rebuilds every rollup with the current SQL.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-from spendgate.store.rollups import backfill
 
 revision = "0002"
 down_revision = "0001"
@@ -71,7 +67,6 @@ def _create(name: str, dimensions: tuple[str, ...]) -> None:
 def upgrade() -> None:
     for name, dimensions in TABLES.items():
         _create(name, dimensions)
-    backfill(op.get_bind())  # the events stored before this revision (none on a new database)
 
 
 def downgrade() -> None:

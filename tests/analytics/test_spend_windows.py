@@ -1,0 +1,195 @@
+"""Rollup answers against sums computed in Python, for windows whose ends fall anywhere: before
+or after the half hour, near midnight or noon, so every way ``plan`` can add or subtract an
+edge is exercised, on SQLite and PostgreSQL, with the rows pending a fold and after it."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from spendgate.analytics import SpendQuery, spend
+from spendgate.analytics.measures import bucket_start, percentile, percentiles
+from spendgate.events import Event
+from spendgate.store import Store
+from spendgate.store.engine import BEGIN_MODE
+from spendgate.store.rollups import RollupWriter, sealed_until
+from spendgate.store.schema import LATENCY_BOUNDS_MS, rollup_tables
+from spendgate.store.spend import plan
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+SPAN = timedelta(days=9)
+
+
+def made_events(count: int = 900) -> list[Event]:
+    rng = random.Random(11)
+    out = []
+    for _ in range(count):
+        priced = rng.random() < 0.9
+        out.append(
+            Event(
+                ts=T0 + timedelta(seconds=rng.randrange(int(SPAN.total_seconds()))),
+                department=rng.choice(["eng", "sales", "ops", None]),
+                project=rng.choice(["a", "b", "c", "d"]),
+                user_id=rng.choice(["u1", "u2", "u3", "u4", None]),
+                base_model=rng.choice(["m1", "m2", "m3"]),
+                region=rng.choice(["us-east-1", "eu-west-1"]),
+                status=rng.choice(["ok", "ok", "ok", "error"]),
+                input_tokens=rng.randrange(0, 5000),
+                output_tokens=rng.randrange(0, 900),
+                latency_ms=rng.randrange(1, 9000),
+                cost_usd=Decimal(rng.randrange(0, 10**10)).scaleb(-12) if priced else None,
+                unpriced=not priced,
+            )
+        )
+    return out
+
+
+def expected(
+    made: list[Event], query: SpendQuery
+) -> dict[tuple[object, ...], tuple[int, int, Decimal]]:
+    """(requests, input tokens, cost) per group (and bucket), computed here from the events."""
+    out: dict[tuple[object, ...], list[object]] = defaultdict(lambda: [0, 0, Decimal(0)])
+    for event in made:
+        if not query.since <= event.ts < query.until:
+            continue
+        if any(getattr(event, name) != (value or None) for name, value in query.filters):
+            continue
+        key: tuple[object, ...] = tuple(getattr(event, name) for name in query.group_by)
+        if query.bucket is not None:
+            key += (bucket_start(event.ts, query.bucket),)
+        sums = out[key]
+        sums[0] = int(sums[0]) + 1  # type: ignore[call-overload]
+        sums[1] = int(sums[1]) + event.input_tokens  # type: ignore[call-overload]
+        sums[2] = Decimal(sums[2]) + (event.cost_usd or 0)  # type: ignore[arg-type]
+    return {k: (int(v[0]), int(v[1]), Decimal(v[2])) for k, v in out.items()}  # type: ignore[call-overload]
+
+
+def answered(store: Store, query: SpendQuery) -> dict[tuple[object, ...], tuple[int, int, Decimal]]:
+    out = {}
+    for row in spend(store, query):
+        key: tuple[object, ...] = tuple(row.keys[name] for name in query.group_by)
+        if query.bucket is not None:
+            key += (row.bucket,)
+        out[key] = (row.requests, row.input_tokens, row.cost)
+    return out
+
+
+def windows() -> list[tuple[datetime, datetime]]:
+    """Ends early and late in the hour and in the day, short and long ranges."""
+    rng = random.Random(5)
+    minutes = (0, 7, 29, 31, 52)
+    hours = (0, 3, 11, 13, 22)
+    out = [(T0, T0 + SPAN)]
+    for _ in range(14):
+        start = T0 + timedelta(
+            days=rng.randrange(0, 3), hours=rng.choice(hours), minutes=rng.choice(minutes)
+        )
+        length = timedelta(
+            days=rng.choice((0, 1, 4, 6)),
+            hours=rng.choice(hours),
+            minutes=rng.choice(minutes) + 1,
+        )
+        out.append((start, start + length))
+    return out
+
+
+QUERIES = (
+    {},
+    {"group_by": "department"},  # a facet rollup
+    {"group_by": "user_id", "bucket": "hour"},
+    {"group_by": "project,base_model", "bucket": "day"},  # the org rollups
+    {"group_by": "user_id,region"},  # the full rollups
+    {"group_by": "base_model", "filters": {"department": "eng"}},
+    {"filters": {"user_id": ""}, "bucket": "week"},
+)
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["pending", "folded"])
+def test_windows_anywhere_match_sums_of_the_events(store: Store, folded: bool) -> None:
+    made = made_events()
+    store.insert_events(made)
+    if folded:
+        store.fold()
+    subtracted = 0
+    for since, until in windows():
+        subtracted += sum(p.sign < 0 for p in plan(since, until, rollups=True, days=True))
+        for args in QUERIES:
+            query = SpendQuery.of(since, until, **args)  # type: ignore[arg-type]
+            assert answered(store, query) == expected(made, query), (since, until, args)
+    assert subtracted >= 5  # the windows do exercise subtracted edges
+
+
+def fold(store: Store, now: datetime) -> None:
+    connection = store.engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+    with connection, connection.begin():
+        RollupWriter(store.engine.dialect).fold(connection, now=now)
+
+
+def pair_rows(store: Store, *, since: datetime) -> int:
+    table = rollup_tables["spend_pairs_daily"]
+    query = select(func.count()).select_from(table).where(table.c.bucket >= since)
+    with store.engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def test_pair_rollup_holds_sealed_days_and_late_events(store: Store) -> None:
+    made = made_events()
+    store.insert_events(made[:600])
+    now = T0 + timedelta(days=5, minutes=50)  # day 4 ended less than SEAL_AFTER ago
+    fold(store, now)
+    with store.engine.connect() as connection:
+        assert sealed_until(connection) == T0 + timedelta(days=4)
+    assert pair_rows(store, since=T0) > 0
+    assert pair_rows(store, since=T0 + timedelta(days=4)) == 0
+    queries = [
+        SpendQuery.of(T0, T0 + SPAN, "user_id,region"),  # sealed days, then spend_daily
+        SpendQuery.of(T0 + timedelta(hours=30), T0 + timedelta(days=3), "department,status"),
+        SpendQuery.of(T0, T0 + SPAN, "region", filters={"user_id": "u2"}, bucket="day"),
+    ]
+    for query in queries:
+        assert answered(store, query) == expected(made[:600], query)
+    store.insert_events(made[600:])  # late events for sealed days, and more for open ones
+    fold(store, now)
+    assert pair_rows(store, since=T0 + timedelta(days=4)) == 0  # still only sealed days
+    for query in queries:
+        assert answered(store, query) == expected(made, query)
+    fold(store, T0 + timedelta(days=12))  # every day has ended: all sealed
+    assert pair_rows(store, since=T0 + timedelta(days=4)) > 0
+    for query in queries:
+        assert answered(store, query) == expected(made, query)
+
+
+def test_percentiles_from_a_histogram() -> None:
+    empty = [0] * 16
+    assert percentiles(empty, (0.5, 0.95)) == [None, None]
+    one = [0] * 16
+    one[2] = 4  # four calls in [200, 350)
+    assert percentiles(one, (0.5, 0.95)) == [275.0, 342.5]
+    tail = [0] * 16
+    tail[0], tail[15] = 1, 9  # most calls in the open last bucket (>= 45 s)
+    assert percentiles(tail, (0.05, 0.5, 0.95)) == [50.0, 45000.0, 45000.0]
+    rng = random.Random(3)
+    for _ in range(200):
+        histogram = [rng.choice((0, 0, 1, 5, 40)) for _ in range(16)]
+        expected = [by_walking(histogram, 0.5), by_walking(histogram, 0.95)]
+        assert percentiles(histogram, (0.5, 0.95)) == expected
+        assert percentile(histogram, 0.95) == expected[1]
+
+
+def by_walking(histogram: list[int], fraction: float) -> float | None:
+    """The interpolated percentile, walked bucket by bucket (a separate reference)."""
+    lows = (0, *LATENCY_BOUNDS_MS)
+    rank, seen = fraction * sum(histogram), 0
+    for index, count in enumerate(histogram):
+        if count and seen + count >= rank:
+            if index == len(LATENCY_BOUNDS_MS):
+                return float(lows[index])
+            high = LATENCY_BOUNDS_MS[index]
+            return round(lows[index] + (high - lows[index]) * (rank - seen) / count, 1)
+        seen += count
+    return None
