@@ -193,3 +193,19 @@ def by_walking(histogram: list[int], fraction: float) -> float | None:
             return round(lows[index] + (high - lows[index]) * (rank - seen) / count, 1)
         seen += count
     return None
+
+
+def test_the_garbage_collector_is_left_as_it_was(store: Store) -> None:
+    import gc
+
+    store.insert_events(made_events(50))
+    query = SpendQuery.of(T0, T0 + SPAN, "department")
+    assert gc.isenabled()
+    assert spend(store, query)
+    assert gc.isenabled()  # paused while answering, on again after
+    gc.disable()
+    try:
+        assert spend(store, query)
+        assert not gc.isenabled()  # someone else turned it off: not ours to turn on
+    finally:
+        gc.enable()

@@ -5,11 +5,11 @@ percentiles from the latency histogram, ordering. No I/O, no clock.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
-from operator import add
+from operator import add, itemgetter
 from typing import Any
 
 from spendgate.analytics.query import SpendRow
@@ -116,44 +116,70 @@ def merge(
         return []
     index = {name: i for i, name in enumerate(names)}
     requests = index["requests"]
+    build = row_builder(index)
     return [
-        to_row(dict(zip(group_by, keys, strict=True)), slot, sums, index)
+        build(dict(zip(group_by, keys, strict=True)), slot, sums)
         for (keys, slot), sums in totals.items()
         if sums[requests]
     ]
 
 
-def to_row(
-    keys: dict[str, str | None], slot: datetime | None, sums: list[int], index: dict[str, int]
-) -> SpendRow:
-    """A ``SpendRow`` from additive sums (``sums[index[name]]`` for every ``ROLLUP_MEASURES``
-    name; ``DISTINCT_MEASURES`` too for session counts)."""
+def row_builder(
+    index: dict[str, int],
+) -> Callable[[dict[str, str | None], datetime | None, list[int]], SpendRow]:
+    """A function making a ``SpendRow`` from group keys, a slot and additive sums laid out as
+    ``index`` says (``sums[index[name]]`` for every ``ROLLUP_MEASURES`` name;
+    ``DISTINCT_MEASURES`` too for session counts). Positions are looked up once, not per row."""
     at = index.__getitem__
-    p50 = p95 = None
-    if "latency_h00" in index:
-        first = at("latency_h00")
-        p50, p95 = percentiles(sums[first : first + len(LATENCY_BUCKETS)], (0.50, 0.95))
+    requests, errors, unpriced = at("requests"), at("errors"), at("unpriced")
+    tokens_in, tokens_out, cache_read = (
+        at("input_tokens"),
+        at("output_tokens"),
+        at("cache_read_tokens"),
+    )
+    write_5m, write_1h = at("cache_write_5m_tokens"), at("cache_write_1h_tokens")
+    cost, cost_pico, error, error_pico = (
+        at(n) for n in ("cost_micro", "cost_pico", "error_cost_micro", "error_cost_pico")
+    )
+    first = index.get("latency_h00")
+    last = None if first is None else first + len(LATENCY_BUCKETS)
     distinct = "sessions" in index
-    return SpendRow(
-        keys,
-        slot,
-        sums[at("requests")],
-        sums[at("errors")],
-        sums[at("unpriced")],
-        sums[at("input_tokens")],
-        sums[at("output_tokens")],
-        sums[at("cache_read_tokens")],
-        sums[at("cache_write_5m_tokens")] + sums[at("cache_write_1h_tokens")],
-        money(sums[at("cost_micro")], sums[at("cost_pico")]),
-        money(sums[at("error_cost_micro")], sums[at("error_cost_pico")]),
-        p50,
-        p95,
-        sums[at("sessions")] if distinct else None,
-        money(sums[at("session_cost_micro")], sums[at("session_cost_pico")]) if distinct else None,
-        sums[at("workflows")] if distinct else None,
-        money(sums[at("workflow_cost_micro")], sums[at("workflow_cost_pico")])
-        if distinct
-        else None,
+
+    def build(keys: dict[str, str | None], slot: datetime | None, sums: list[int]) -> SpendRow:
+        p50 = p95 = None
+        if first is not None:
+            p50, p95 = percentiles(sums[first:last], (0.50, 0.95))
+        return SpendRow(
+            keys,
+            slot,
+            sums[requests],
+            sums[errors],
+            sums[unpriced],
+            sums[tokens_in],
+            sums[tokens_out],
+            sums[cache_read],
+            sums[write_5m] + sums[write_1h],
+            money(sums[cost], sums[cost_pico]),
+            money(sums[error], sums[error_pico]),
+            p50,
+            p95,
+            *(_distinct(sums, index) if distinct else (None, None, None, None)),
+        )
+
+    return build
+
+
+def _distinct(sums: list[int], index: dict[str, int]) -> tuple[Any, ...]:
+    """sessions, session cost, workflows, workflow cost."""
+
+    def cost(prefix: str) -> Decimal:
+        return money(sums[index[f"{prefix}_micro"]], sums[index[f"{prefix}_pico"]])
+
+    return (
+        sums[index["sessions"]],
+        cost("session_cost"),
+        sums[index["workflows"]],
+        cost("workflow_cost"),
     )
 
 
@@ -166,7 +192,7 @@ def ordered(rows: list[SpendRow], order: str, group_by: Sequence[str]) -> list[S
         key=lambda r: (r.bucket or epoch, tuple((v is None, v or "") for v in r.keys.values())),
     )
     name = order.removeprefix("-")
-    present = [r for r in rows if r.measure(name) is not None]
-    missing = [r for r in rows if r.measure(name) is None]
-    present.sort(key=lambda r: r.measure(name), reverse=order.startswith("-"))
-    return present + missing
+    keyed = [(row.measure(name), row) for row in rows]  # each value computed once
+    present = [pair for pair in keyed if pair[0] is not None]
+    present.sort(key=itemgetter(0), reverse=order.startswith("-"))  # stable: ties keep order
+    return [row for _, row in present] + [row for value, row in keyed if value is None]

@@ -12,7 +12,9 @@ its arithmetic in ``spendgate.analytics.measures`` (pure).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,19 +27,37 @@ from spendgate.store.spend import sum_spend
 
 def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
     """The answer to ``query``: one row per group (and bucket), ordered and limited."""
-    parts = sum_spend(
-        store.engine,
-        since=query.since,
-        until=query.until,
-        group_by=query.group_by,
-        filters=query.filter_map,
-        grain=query.bucket,
-        distinct=query.sessions,
-        latency=query.latency,
-    )
-    rows = merge(parts, query.group_by, query.bucket)
-    rows = ordered(rows, query.order, query.group_by)
+    with _collector_paused():
+        parts = sum_spend(
+            store.engine,
+            since=query.since,
+            until=query.until,
+            group_by=query.group_by,
+            filters=query.filter_map,
+            grain=query.bucket,
+            distinct=query.sessions,
+            latency=query.latency,
+        )
+        rows = merge(parts, query.group_by, query.bucket)
+        rows = ordered(rows, query.order, query.group_by)
     return rows if query.limit is None else rows[: query.limit]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while an answer is built. A big answer makes
+    ~10 small objects per row (tuples, lists, Decimals, rows), none of them in a cycle, and
+    each burst of allocations made the collector scan the heap again: a quarter of the time
+    of a 10,000-row answer. Reference counting frees everything as usual meanwhile. If the
+    collector was already off (another thread in here), it is left to that thread."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def totals(
