@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -235,44 +235,59 @@ def load(store: Store, total: int, have: int, days: int, batch_size: int, *, wri
 def write_cost(url: str, count: int, batch_size: int) -> None:
     """CPU of this process per event to store ``count`` events in ``batch_size`` batches: the
     events alone; through ``Store.insert_events`` (each batch also staged into
-    ``spend_pending``); the fold that moves them into every rollup (every few seconds in the
-    gateway); and sealing their days into the daily rollups (once a day in the gateway)."""
-    made = list(itertools.islice(generate(count, 2), count))
-    batches = [made[i : i + batch_size] for i in range(0, count, batch_size)]
+    ``spend_pending``); the fold that moves them into every hourly rollup (every few seconds
+    in the gateway); and sealing their days into the daily rollups (once a day). Twice: the
+    events spread over two days (nearly every event its own rollup key: the worst case), then
+    the same events squeezed into one hour (as a busy gateway's few seconds between folds)."""
+    spread = list(itertools.islice(generate(count, 2), count))
+    hour = END - timedelta(hours=1)
+    squeezed = [
+        replace(e, event_id=f"{e.event_id}-h", ts=hour + timedelta(seconds=3600 * i / count))
+        for i, e in enumerate(spread)
+    ]
     store = open_store(url)
+    try:
+        for label, made in (("spread over 2 days", spread), ("within one hour", squeezed)):
+            print(f"{label}:")
+            _write_cost(store, made, batch_size)
+    finally:
+        store.close()
+
+
+def _write_cost(store: Store, made: list[Event], batch_size: int) -> None:
+    count = len(made)
+    batches = [made[i : i + batch_size] for i in range(0, count, batch_size)]
     inserter = EventInserter(store.engine)
     writer = RollupWriter(store.engine.dialect)
-    immediate = {BEGIN_MODE: "IMMEDIATE"}
 
     def report(label: str, started: float) -> None:
         used = time.process_time() - started
-        print(f"{label:36} {used / count * 1e6:7.1f} µs/event (CPU of this process)")
+        print(f"  {label:36} {used / count * 1e6:7.1f} µs/event (CPU of this process)")
 
-    try:
-        for table in reversed(metadata.sorted_tables):
-            with store.engine.begin() as connection:
-                connection.execute(table.delete())
-        started = time.process_time()
-        for batch in batches:
-            with store.engine.begin() as connection:
-                inserter.insert(connection, batch)
-        report("events only", started)
+    for table in reversed(metadata.sorted_tables):
         with store.engine.begin() as connection:
-            connection.execute(events.delete())
+            connection.execute(table.delete())
+    started = time.process_time()
+    for batch in batches:
+        with store.engine.begin() as connection:
+            inserter.insert(connection, batch)
+    report("events only", started)
+    with store.engine.begin() as connection:
+        connection.execute(events.delete())
+    started = time.process_time()
+    for batch in batches:
+        with store.engine.begin() as connection:  # as insert_events, never folding
+            inserter.insert(connection, batch)
+            writer.stage(connection, [e.event_id for e in batch])
+    report("events + staging (insert_events)", started)
+    connection = store.engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+    with connection, connection.begin():
         started = time.process_time()
-        for batch in batches:
-            store.insert_events(batch)  # no fold: the interval has not passed
-        report("insert_events (events + pending)", started)
-        connection = store.engine.connect().execution_options(**immediate)
-        with connection, connection.begin():
-            started = time.process_time()
-            writer.fold(connection)
-            report("fold (into every hourly rollup)", started)
-            started = time.process_time()
-            writer.seal(connection, END + timedelta(days=1))
-            report("seal (every daily rollup, once a day)", started)
-    finally:
-        store.close()
+        writer.fold(connection)
+        report("fold (into every hourly rollup)", started)
+        started = time.process_time()
+        writer.seal(connection, END + timedelta(days=1))
+        report("seal (every daily rollup, once a day)", started)
 
 
 QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
@@ -293,6 +308,9 @@ QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("by department,region", {"group_by": "department,region"}),
     ("by key_id,operation", {"group_by": "key_id,operation"}),
     ("by agent,status, daily", {"group_by": "agent,status", "bucket": "day"}),
+    # three fields that no rollup but the full ones holds together
+    ("by department,region,status", {"group_by": "department,region,status"}),
+    ("by user_id,model_id,operation", {"group_by": "user_id,model_id,operation"}),
 )
 RAW_QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("by department + sessions (raw, 1 day)", {"group_by": "department", "sessions": True}),
