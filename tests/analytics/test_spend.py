@@ -166,6 +166,7 @@ def test_models_side_by_side_with_catalog_prices(loaded: Store) -> None:
     assert sonnet.price is not None and not sonnet.price.unpriced
     doc = sonnet.to_dict()
     assert doc["price"]["unpriced"] is False and Decimal(doc["price"]["input_per_1m"]) > 0
+    assert sonnet.name and "Sonnet" in sonnet.name  # the catalog's display name
     mystery = found["acme.mystery"]
     assert mystery.spend.unpriced == 1 and mystery.to_dict()["price"]["unpriced"] is True
 

@@ -209,3 +209,15 @@ def test_the_garbage_collector_is_left_as_it_was(store: Store) -> None:
         assert not gc.isenabled()  # someone else turned it off: not ours to turn on
     finally:
         gc.enable()
+
+
+def test_models_are_named_from_the_foundation_ids_the_gateway_records(store: Store) -> None:
+    from spendgate import analytics
+
+    haiku = "anthropic.claude-haiku-4-5-20251001-v1:0"  # as the gateway stores base_model
+    store.insert_events(
+        [Event(ts=T0, base_model=haiku, model_id=f"us.{haiku}", provider="anthropic")]
+    )
+    (row,) = analytics.models(store, T0, T0 + SPAN)
+    assert row.base_model == haiku
+    assert row.name is not None and "Haiku" in row.name

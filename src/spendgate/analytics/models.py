@@ -90,7 +90,8 @@ def models(
         price = None
         if model_id:
             price = price_for(model_id, region or DEFAULT_REGION, until, catalog=catalog)
-        info = catalog.models.get(base or "")
+        key = catalog.key_for(base) if base else None  # events keep the foundation id
+        info = catalog.models.get(key) if key is not None else None
         name = info.name if info is not None else None
         out.append(ModelRow(base, provider, name, summary[(base, provider)], price))
     return sorted(out, key=lambda r: (-r.spend.cost, r.base_model or ""))
