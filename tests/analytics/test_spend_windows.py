@@ -17,7 +17,7 @@ from spendgate.analytics.measures import bucket_start, percentile, percentiles
 from spendgate.events import Event
 from spendgate.store import Store
 from spendgate.store.engine import BEGIN_MODE
-from spendgate.store.rollups import RollupWriter, sealed_until
+from spendgate.store.rollups import PAIRS, RollupWriter, sealed_until
 from spendgate.store.schema import LATENCY_BOUNDS_MS, rollup_tables
 from spendgate.store.spend import plan
 
@@ -127,7 +127,7 @@ def test_windows_anywhere_match_sums_of_the_events(store: Store, folded: bool) -
 def fold(store: Store, now: datetime) -> None:
     connection = store.engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
     with connection, connection.begin():
-        RollupWriter(store.engine.dialect).fold(connection, now=now)
+        RollupWriter(store.engine.dialect).fold(connection, now=now, seal_budget_s=None)
 
 
 def pair_rows(store: Store, *, since: datetime) -> int:
@@ -143,7 +143,9 @@ def test_pair_rollup_holds_sealed_days_and_late_events(store: Store) -> None:
     now = T0 + timedelta(days=5, minutes=50)  # day 4 ended less than SEAL_AFTER ago
     fold(store, now)
     with store.engine.connect() as connection:
-        assert sealed_until(connection) == T0 + timedelta(days=4)
+        sealed = sealed_until(connection)
+    assert set(sealed.values()) == {T0 + timedelta(days=4)}
+    assert len(sealed) == 5 + len(PAIRS.pairs)  # five rollups, and each pair on its own
     assert pair_rows(store, since=T0) > 0
     assert pair_rows(store, since=T0 + timedelta(days=4)) == 0
     queries = [
@@ -221,3 +223,26 @@ def test_models_are_named_from_the_foundation_ids_the_gateway_records(store: Sto
     (row,) = analytics.models(store, T0, T0 + SPAN)
     assert row.base_model == haiku
     assert row.name is not None and "Haiku" in row.name
+
+
+def test_sealing_a_unit_per_fold_keeps_every_answer_right(store: Store) -> None:
+    made = made_events(400)
+    store.insert_events(made)
+    now = T0 + timedelta(days=12)
+    writer = RollupWriter(store.engine.dialect)
+    queries = [
+        SpendQuery.of(T0, T0 + SPAN, "user_id,region"),  # its own pair unit
+        SpendQuery.of(T0, T0 + SPAN, "department", bucket="day"),  # the daily facets
+        SpendQuery.of(T0, T0 + SPAN, "project,agent"),  # spend_daily_org
+        SpendQuery.of(T0 + timedelta(hours=5), T0 + SPAN, "user_id,region,status"),  # full
+    ]
+    counts = []
+    for _ in range(70):
+        connection = store.engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+        with connection, connection.begin():
+            writer.fold(connection, now=now, seal_budget_s=0.0)  # one unit per fold
+            counts.append(len(sealed_until(connection)))
+        if counts[-1] in (1, 6, 30, 57):
+            for query in queries:
+                assert answered(store, query) == expected(made, query), (counts[-1], query)
+    assert counts[:3] == [1, 2, 3] and counts[-1] == 5 + len(PAIRS.pairs) == 57

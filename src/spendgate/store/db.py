@@ -23,7 +23,7 @@ from spendgate.store import migrate
 from spendgate.store.bulk import EventInserter
 from spendgate.store.engine import BEGIN_MODE, make_engine, masked, parse_url
 from spendgate.store.keys import KeyRecord, check_hash, key_to_row, row_to_key
-from spendgate.store.rollups import RollupWriter, stored_ids
+from spendgate.store.rollups import SEAL_BUDGET_S, RollupWriter, stored_ids
 from spendgate.store.schema import FILTERABLE, api_keys, events, row_to_event
 from spendgate.store.types import as_utc
 
@@ -126,19 +126,20 @@ class Store:
         return inserted
 
     def fold(self) -> None:
-        """Move the pending rollup rows into the rollups now (``store.rollups``); the writer
-        does this by itself every ``fold_interval_s`` seconds and at ``close``."""
+        """Move the pending rollup rows into the rollups now, and seal every day that has
+        ended (``store.rollups``); the writer folds by itself every ``fold_interval_s``
+        seconds (sealing a little at a time) and at ``close``."""
         immediate = {BEGIN_MODE: "IMMEDIATE"}  # SQLite: the write lock before reading
         connection = self._engine.connect().execution_options(**immediate)
         with connection, connection.begin():
-            self._fold(connection)
+            self._fold(connection, seal_budget_s=None)
 
     def _fold_due(self) -> bool:
         waited = time.monotonic() - self._folded_at
         return waited >= self._fold_interval_s or self._pending >= FOLD_EVENTS
 
-    def _fold(self, connection: Connection) -> None:
-        self._rollups.fold(connection, now=datetime.now(UTC))
+    def _fold(self, connection: Connection, seal_budget_s: float | None = SEAL_BUDGET_S) -> None:
+        self._rollups.fold(connection, now=datetime.now(UTC), seal_budget_s=seal_budget_s)
         self._pending = 0
         self._folded_at = time.monotonic()
 

@@ -27,7 +27,9 @@ The measure expressions (``event_measures``) are shared with the raw-event spend
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,6 +66,7 @@ from spendgate.store.schema import (
     SEALED_SPECS,
     RollupSpec,
     events,
+    pair_of,
     rollup_tables,
     spend_pending,
     spend_sealed,
@@ -80,8 +83,9 @@ _FOLD_LOCK = 0x5350454E44  # pg advisory lock key: one fold at a time across rep
 # A day is sealed (``RollupWriter.seal``) this long after it ends; later events are added by
 # the fold as late rows.
 SEAL_AFTER = timedelta(hours=1)
+# Sealing time a fold may spend before it leaves the other units to the next fold.
+SEAL_BUDGET_S = 0.1
 PAIRS = next(spec for spec in ROLLUP_SPECS if spec.pairs)
-_SEALED = "daily"  # the spend_sealed row
 _ID_CHUNK = 900  # ids per IN (…) list: far below any engine's parameter limit
 
 
@@ -273,10 +277,45 @@ def _bucket_value(dialect: Dialect, moment: datetime) -> Any:
     return moment
 
 
-def sealed_until(connection: Connection) -> datetime:
-    """Every day before this is in the daily rollups (``RollupWriter.seal``)."""
-    query = select(spend_sealed.c.until).where(spend_sealed.c.name == _SEALED)
-    return connection.execute(query).scalar_one_or_none() or _EPOCH
+def sealed_until(connection: Connection) -> dict[str, datetime]:
+    """For each sealed unit (``unit_name``): every day before this is in it (missing: none)."""
+    rows = connection.execute(select(spend_sealed.c.name, spend_sealed.c.until))
+    return {name: until for name, until in rows}
+
+
+def unit_name(spec: RollupSpec, fields: Collection[str]) -> str:
+    """The sealing unit of a daily rollup that answers ``fields``: the rollup, or for the
+    pair rollup the pair (pairs are sealed one at a time)."""
+    if spec.pairs:
+        first, second = pair_of(fields)
+        return f"{spec.name}:{first},{second}"
+    return spec.name
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """What one sealing step fills: its SQL from the finer rollup (``sealing``) and from the
+    stage for late events (``late``), both over ``[:low, :high)``."""
+
+    name: str
+    sealing: tuple[str, ...]
+    late: tuple[str, ...]
+    after_daily: bool  # summed from spend_daily: never sealed past it
+
+
+def _units(stage: Table, dialect: Dialect) -> list[_Unit]:
+    units = []
+    for spec in SEALED_SPECS:
+        sealing = _upserts(spec, _source(spec), dialect, bounded=True)
+        late = _upserts(spec, stage, dialect, bounded=True)
+        after_daily = spec.sealed_from == "spend_daily"
+        if spec.pairs:  # one statement per pair in both lists, in spec.pairs order
+            for pair, seal_sql, late_sql in zip(spec.pairs, sealing, late, strict=True):
+                name = unit_name(spec, pair)
+                units.append(_Unit(name, (seal_sql,), (late_sql,), after_daily))
+        else:
+            units.append(_Unit(spec.name, tuple(sealing), tuple(late), after_daily))
+    return units
 
 
 class RollupWriter:
@@ -287,11 +326,13 @@ class RollupWriter:
     - ``fold(connection)``, every few seconds: every pending row is moved into every hourly
       rollup (one ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` each), so the upserts
       are paid once per key and fold, not once per batch;
-    - ``seal(connection, now)``, from the fold, about once a day: every daily rollup is filled
-      for the days that have ended, from a finer rollup (``RollupSpec.sealed_from``: an hourly
-      one, or ``spend_daily`` for the 52 pair views), once per day instead of per fold. A fold
-      adds the rows of days already sealed (events that arrive late, such as imported logs)
-      to the daily rollups as well.
+    - ``seal(connection, now)``, from the fold, after each day ends: every daily rollup is
+      filled for the days that have ended, from a finer rollup (``RollupSpec.sealed_from``: an
+      hourly one, or ``spend_daily`` for the 52 pair views), once per day instead of per fold,
+      one unit (a rollup, or one pair) at a time, within ``SEAL_BUDGET_S`` per fold: a day's
+      sealing spreads over the next folds instead of stalling one. ``spend_sealed`` keeps how
+      far each unit is. A fold adds the rows of days a unit already holds (events that arrive
+      late, such as imported logs) to it as well.
 
     Statements are compiled once (the staging one per id count, padded to a power of two)."""
 
@@ -305,14 +346,7 @@ class RollupWriter:
         self._move = _move(dialect.name)
         hourly = [spec for spec in ROLLUP_SPECS if spec.sealed_from is None]
         self._upserts = [sql for spec in hourly for sql in _upserts(spec, stage, dialect)]
-        self._late = [
-            sql for spec in SEALED_SPECS for sql in _upserts(spec, stage, dialect, bounded=True)
-        ]
-        self._sealing = [
-            sql
-            for spec in SEALED_SPECS
-            for sql in _upserts(spec, _source(spec), dialect, bounded=True)
-        ]
+        self._units = _units(stage, dialect)
         low, high = _marker(dialect, "low"), _marker(dialect, "high")
         self._any_late = f"SELECT 1 FROM spend_stage WHERE bucket >= {low} AND bucket < {high}"
         self._clear = str(stage.delete().compile(dialect=dialect))
@@ -338,36 +372,62 @@ class RollupWriter:
             params = values if order is None else tuple(values[name] for name in order)
             connection.exec_driver_sql(sql, params)
 
-    def fold(self, connection: Connection, *, now: datetime | None = None) -> bool:
+    def fold(
+        self,
+        connection: Connection,
+        *,
+        now: datetime | None = None,
+        seal_budget_s: float | None = SEAL_BUDGET_S,
+    ) -> bool:
         """Move every pending row into the rollups, then ``seal`` (``now``: the clock it
-        seals by; ``None``: no sealing), in ``connection``'s transaction (on SQLite it must
-        hold the write lock: ``BEGIN IMMEDIATE`` or after a write). On PostgreSQL a fold
-        already running elsewhere makes this one a no-op (returns False)."""
+        seals by; ``None``: no sealing) for up to ``seal_budget_s``, in ``connection``'s
+        transaction (on SQLite it must hold the write lock: ``BEGIN IMMEDIATE`` or after a
+        write). On PostgreSQL a fold already running elsewhere makes this one a no-op
+        (returns False)."""
         if self._dialect.name == "postgresql":
             got = connection.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({_FOLD_LOCK})")
             if not got.scalar_one():
                 return False
         for sql in (*self._prologue, *self._move, *self._upserts):
             connection.exec_driver_sql(sql)
-        late = self._range(_EPOCH, sealed_until(connection))
-        if connection.exec_driver_sql(self._any_late, late).first() is not None:
-            for sql in self._late:
-                connection.exec_driver_sql(sql, late)
+        sealed = sealed_until(connection)
+        if sealed and self._any(connection, _EPOCH, max(sealed.values())):
+            for unit in self._units:  # late events: rows of days a unit already holds
+                if unit.name in sealed:
+                    for sql in unit.late:
+                        connection.exec_driver_sql(sql, self._range(_EPOCH, sealed[unit.name]))
         connection.exec_driver_sql(self._clear)
         if now is not None:
-            self.seal(connection, now)
+            self.seal(connection, now, budget_s=seal_budget_s)
         return True
 
-    def seal(self, connection: Connection, now: datetime) -> None:
+    def _any(self, connection: Connection, low: datetime, high: datetime) -> bool:
+        found = connection.exec_driver_sql(self._any_late, self._range(low, high)).first()
+        return found is not None
+
+    def seal(self, connection: Connection, now: datetime, *, budget_s: float | None = None) -> int:
         """Fill the daily rollups for every day that ended ``SEAL_AFTER`` before ``now`` and
-        is not sealed yet."""
-        sealed, target = sealed_until(connection), _floor_day(now - SEAL_AFTER)
-        if target <= sealed:
-            return
-        for sql in self._sealing:
-            connection.exec_driver_sql(sql, self._range(sealed, target))
-        connection.execute(spend_sealed.delete().where(spend_sealed.c.name == _SEALED))
-        connection.execute(spend_sealed.insert().values(name=_SEALED, until=target))
+        is not sealed yet, one unit at a time (a rollup, or one pair of the pair rollup), in
+        order; with ``budget_s``, stop starting units once that much time has gone (the next
+        fold goes on), so no fold stalls the writer for long. Returns the units sealed."""
+        started = time.perf_counter()
+        target = _floor_day(now - SEAL_AFTER)
+        sealed = sealed_until(connection)
+        done = 0
+        for unit in self._units:
+            high = min(target, sealed.get("spend_daily", _EPOCH)) if unit.after_daily else target
+            low = sealed.get(unit.name, _EPOCH)
+            if low >= high:
+                continue
+            if budget_s is not None and done and time.perf_counter() - started > budget_s:
+                break
+            for sql in unit.sealing:
+                connection.exec_driver_sql(sql, self._range(low, high))
+            connection.execute(spend_sealed.delete().where(spend_sealed.c.name == unit.name))
+            connection.execute(spend_sealed.insert().values(name=unit.name, until=high))
+            sealed[unit.name] = high
+            done += 1
+        return done
 
     def _range(self, low: datetime, high: datetime) -> dict[str, Any]:
         return {
@@ -434,7 +494,7 @@ def rebuild(
         if progress is not None:
             progress(day, last)
         day += _DAY
-    writer.seal(connection, datetime.now(UTC))
+    writer.seal(connection, datetime.now(UTC))  # no budget: every unit
 
 
 def _floor_day(moment: datetime) -> datetime:

@@ -40,7 +40,14 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollups import choose, event_measures, pusd, sealed_until, truncate
+from spendgate.store.rollups import (
+    choose,
+    event_measures,
+    pusd,
+    sealed_until,
+    truncate,
+    unit_name,
+)
 from spendgate.store.schema import (
     LATENCY_BUCKETS,
     ROLLUP_DIMENSIONS,
@@ -70,6 +77,7 @@ DISTINCT_MEASURES = (
     "workflow_cost_pico",
 )
 SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 
@@ -200,20 +208,22 @@ def sum_spend(
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":  # one snapshot for every part
             connection.execution_options(isolation_level="REPEATABLE READ")
-        sealed: list[datetime] = []  # read once, and only if a pair rollup could answer
+        sealed: list[dict[str, datetime]] = []  # read once, and only if a day part is asked
         for planned in plan(since, until, rollups=rolled, days=grain != "hour"):
             for part in _with_table(planned, fields, lambda: _sealed(connection, sealed)):
                 out.extend(_run(connection, part, ask))
     return out
 
 
-def _sealed(connection: Connection, memo: list[datetime]) -> datetime:
+def _sealed(connection: Connection, memo: list[dict[str, datetime]]) -> dict[str, datetime]:
     if not memo:
         memo.append(sealed_until(connection))
     return memo[0]
 
 
-def _with_table(part: Part, fields: set[str], sealed: Callable[[], datetime]) -> list[Part]:
+def _with_table(
+    part: Part, fields: set[str], sealed: Callable[[], dict[str, datetime]]
+) -> list[Part]:
     """``part`` with the rollup that answers it. A daily rollup holds only sealed days, so a
     day part is split there: the days after it come from the hourly rollup."""
     if part.source in ("events", "pending"):
@@ -222,7 +232,7 @@ def _with_table(part: Part, fields: set[str], sealed: Callable[[], datetime]) ->
     assert spec is not None  # the full rollups hold every ROLLUP_DIMENSIONS field
     if spec.sealed_from is None:
         return [replace(part, table=spec.name)]
-    until = sealed()
+    until = sealed().get(unit_name(spec, fields), _EPOCH)
     hourly = choose("hour", fields)
     assert hourly is not None
     if part.end <= until:
