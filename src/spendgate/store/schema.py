@@ -300,8 +300,9 @@ rollup_tables = {spec.name: _rollup(spec) for spec in ROLLUP_SPECS}
 spend_hourly = rollup_tables["spend_hourly"]
 spend_daily = rollup_tables["spend_daily"]
 
-# How far the daily rollups are complete (``store.rollups.RollupWriter.seal``): every day
-# before ``until`` (one row, ``name`` = ``daily``).
+# How far each daily rollup is complete (``store.rollups.RollupWriter.seal``): every day
+# before ``until``. One row per sealing unit: a rollup, or one pair of the pair rollup
+# (``store.rollups.unit_name``).
 spend_sealed = Table(
     "spend_sealed",
     metadata,

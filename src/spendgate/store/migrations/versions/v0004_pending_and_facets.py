@@ -8,8 +8,8 @@ Create Date: 2026-11-22 14:20:00.000000
 and folded into the rollups every few seconds by the writer. ``spend_facets_hourly`` and
 ``spend_facets_daily``: one row per hour (day), dimension and value, so a question that names
 one field reads a few rows per slot; ``spend_pairs_daily`` the same for two fields (every pair
-no smaller rollup keeps together), filled once a day for the days that have ended, up to
-``spend_sealed.until``. Every rollup is then rebuilt from the stored events with
+no smaller rollup keeps together). ``spend_sealed``: how far each daily rollup (each pair)
+has been filled from the finer ones. Every rollup is then rebuilt from the stored events with
 the current SQL (``store.rollups.rebuild``), which also rolls up events stored before 0002.
 """
 
