@@ -7,7 +7,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from spendgate.events import Event
 from spendgate.store import Store, open_store
@@ -112,6 +113,7 @@ def test_folds_add_up_and_the_writer_folds_by_itself(store: Store) -> None:
     for start in range(0, len(made), 50):
         folding.insert_events(made[start : start + 50])
         assert rollup_totals(store, "spend_pending")[0][0] == 0
+    folding.fold()  # the writer's folds seal within a time budget: finish the sealing
     expected = (raw_totals(store), sum((e.cost_usd for e in made if e.cost_usd), Decimal(0)))
     for name, got in every_rollup(store).items():
         assert got == expected, name
@@ -190,3 +192,23 @@ def test_the_smallest_rollup_holding_the_fields_is_chosen() -> None:
     assert choose("hour", {"project", "agent"}).name == "spend_hourly_org"  # type: ignore[union-attr]
     assert choose("hour", {"region", "status"}).name == "spend_hourly"  # type: ignore[union-attr]
     assert choose("day", {"session_id"}) is None
+
+
+def test_a_fold_that_fails_loses_nothing(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    made = random_events(200, seed=6)
+    folding = Store(store.engine, fold_interval_s=0.0)
+    with store.engine.begin() as connection:  # the fold will find a rollup missing
+        connection.execute(text("ALTER TABLE spend_facets_hourly RENAME TO spend_facets_away"))
+    try:
+        assert folding.insert_events(made[:100]) == 100  # stored, though the fold failed
+    finally:
+        with store.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE spend_facets_away RENAME TO spend_facets_hourly"))
+    assert "folding the spend rollups failed" in caplog.text
+    assert rollup_totals(store, "spend_pending")[0][0] == 100  # still pending, still counted
+    assert folding.insert_events(made[100:]) == 100  # this fold works and takes both
+    assert rollup_totals(store, "spend_pending")[0][0] == 0
+    folding.fold()  # finish sealing (the writer's folds seal within a time budget)
+    expected = (raw_totals(store), sum((e.cost_usd for e in made if e.cost_usd), Decimal(0)))
+    for name, got in every_rollup(store).items():
+        assert got == expected, name

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, Update, func, select, text, tuple_, update
+from sqlalchemy import Engine, Select, Update, func, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
 from spendgate.errors import ConfigError
@@ -110,36 +110,43 @@ class Store:
 
     def insert_events(self, batch: Sequence[Event]) -> int:
         """Insert ``batch`` in one transaction; events whose ``event_id`` is already stored are
-        skipped. The new events are added to the spend rollups in the same transaction.
+        skipped. The new events are staged for the spend rollups in the same transaction, and
+        every ``fold_interval_s`` a fold follows in a transaction of its own (a fold that fails
+        is logged and tried again later: the staged rows stay, and queries count them).
         Returns how many rows were inserted."""
         if not batch:
             return 0
         ids = {event.event_id for event in batch}
         with self._engine.begin() as connection:
             fresh = ids - stored_ids(connection, ids)
-            inserted = self._inserter.insert(connection, batch)  # takes SQLite's write lock
+            inserted = self._inserter.insert(connection, batch)
             if fresh:
                 self._rollups.stage(connection, fresh)
                 self._pending += len(fresh)
-            if self._pending and self._fold_due():
-                self._fold(connection)
+        if self._pending and self._fold_due():
+            try:
+                self._fold(seal_budget_s=SEAL_BUDGET_S)
+            except DBAPIError as exc:
+                log.warning("folding the spend rollups failed, will retry: %s", exc)
+                self._folded_at = time.monotonic()
         return inserted
 
     def fold(self) -> None:
         """Move the pending rollup rows into the rollups now, and seal every day that has
         ended (``store.rollups``); the writer folds by itself every ``fold_interval_s``
         seconds (sealing a little at a time) and at ``close``."""
-        immediate = {BEGIN_MODE: "IMMEDIATE"}  # SQLite: the write lock before reading
-        connection = self._engine.connect().execution_options(**immediate)
-        with connection, connection.begin():
-            self._fold(connection, seal_budget_s=None)
+        self._fold(seal_budget_s=None)
 
     def _fold_due(self) -> bool:
         waited = time.monotonic() - self._folded_at
         return waited >= self._fold_interval_s or self._pending >= FOLD_EVENTS
 
-    def _fold(self, connection: Connection, seal_budget_s: float | None = SEAL_BUDGET_S) -> None:
-        self._rollups.fold(connection, now=datetime.now(UTC), seal_budget_s=seal_budget_s)
+    def _fold(self, *, seal_budget_s: float | None) -> None:
+        immediate = {BEGIN_MODE: "IMMEDIATE"}  # SQLite: the write lock before reading
+        connection = self._engine.connect().execution_options(**immediate)
+        with connection, connection.begin():
+            now = datetime.now(UTC)
+            self._rollups.fold(connection, now=now, seal_budget_s=seal_budget_s)
         self._pending = 0
         self._folded_at = time.monotonic()
 
