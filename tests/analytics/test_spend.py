@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -176,9 +177,14 @@ def test_replayed_events_are_not_counted_twice(loaded: Store) -> None:
     assert analytics.totals(loaded, SINCE, UNTIL).cost == TOTAL
 
 
-def test_migration_rolls_up_events_stored_before_it(loaded: Store) -> None:
+def test_migration_rolls_up_events_stored_before_it(
+    loaded: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     migrate.downgrade(loaded.engine, "0001")
+    caplog.set_level(logging.INFO)
     migrate.upgrade(loaded.engine)
+    assert "rebuilding the spend rollups from 9 stored events" in caplog.text
+    assert "spend rollups: " in caplog.text  # a line per day rebuilt
     total = analytics.totals(loaded, SINCE, UNTIL)
     assert (total.requests, total.cost) == (9, TOTAL)
 
