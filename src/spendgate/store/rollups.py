@@ -4,25 +4,16 @@
 that inserts the batch, with the ids of the events that batch really added (a replayed
 duplicate is skipped by the insert, so it must not be counted twice): one grouped pass appends
 the batch's hourly sums to ``spend_pending``. Every few seconds (or many events) the store calls
-``RollupWriter.fold``, which moves all pending rows into every rollup with one
+``RollupWriter.fold``, which moves all pending rows into every hourly rollup with one
 ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` each: the database does the grouping and
 the sums, the gateway process spends no Python time per event on it, and a key that many
-batches touch is updated once per fold. Spend queries add ``spend_pending`` to what they read
+batches touch is updated once per fold. Daily rollups are sealed from finer ones once their
+day has ended (``RollupWriter.seal``). Spend queries add ``spend_pending`` to what they read
 from the rollups (``store.spend``), so nothing waits for a fold to be seen.
 
 ``choose(grain, fields)`` picks the smallest rollup of a grain that holds every field.
 
-The measure expressions (``event_measures``) are shared with the raw-event spend queries in
-``store.spend``, so a rollup row and a query over the same events agree to the picodollar:
-
-- money is summed as two integers: Σ ``cost_pusd / 10**6`` (whole microdollars, truncated) and
-  Σ ``cost_pusd % 10**6`` (the picodollar remainders). Both sums are exact and stay far from the
-  BIGINT limit (the first reaches it at ~$9.2 trillion, the second after ~9 trillion events),
-  where a plain SUM of picodollars overflows SQLite's 64-bit integers past ~$9.2 million;
-- errors are calls whose status is not ``ok`` (error, partial, rejected); error cost is their
-  spend (partial streams are billed);
-- latency is a histogram with bounds ``LATENCY_BOUNDS_MS`` (additive, so percentiles can be
-  estimated from any set of rollup rows).
+The SQL itself (measure expressions and statements) is in ``store.rollup_sql``.
 """
 
 from __future__ import annotations
@@ -33,35 +24,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    ColumnElement,
-    Connection,
-    DateTime,
-    Dialect,
-    Insert,
-    MetaData,
-    Table,
-    Text,
-    and_,
-    bindparam,
-    case,
-    func,
-    literal,
-    literal_column,
-    select,
-    true,
-    type_coerce,
-)
+from sqlalchemy import Connection, Dialect, Table, and_, bindparam, func, select
 from sqlalchemy.schema import CreateTable
-from sqlalchemy.sql.elements import ColumnClause
 
+from spendgate.store.rollup_sql import (
+    bucket_value,
+    marker,
+    move_statements,
+    pend_statement,
+    source_of,
+    stage_table,
+    upsert_statements,
+)
 from spendgate.store.schema import (
-    LATENCY_BOUNDS_MS,
-    LATENCY_BUCKETS,
-    ROLLUP_DIMENSIONS,
-    ROLLUP_MEASURES,
     ROLLUP_SPECS,
     SEALED_SPECS,
     RollupSpec,
@@ -73,7 +48,6 @@ from spendgate.store.schema import (
 )
 from spendgate.store.types import UTCDateTime
 
-MICRO = 1_000_000  # picodollars per microdollar
 _FIRST = datetime(1, 1, 1, tzinfo=UTC)
 _LAST = datetime(9999, 1, 1, tzinfo=UTC)
 _Statement = tuple[str, list[str] | None, dict[str, Any]]  # SQL, parameter order, constants
@@ -87,194 +61,6 @@ SEAL_AFTER = timedelta(hours=1)
 SEAL_BUDGET_S = 0.1
 PAIRS = next(spec for spec in ROLLUP_SPECS if spec.pairs)
 _ID_CHUNK = 900  # ids per IN (…) list: far below any engine's parameter limit
-
-
-def truncate(
-    ts: ColumnElement[Any] | Column[Any], unit: str, dialect: str, type_: Any = None
-) -> ColumnClause[Any]:
-    """SQL for ``ts`` cut down to the start of its hour, day, ISO week (Monday) or month
-    (UTC), in the engine's own
-    datetime form (SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff`` text; PostgreSQL: timestamptz),
-    typed ``type_`` for results."""
-    name = ts.compile(compile_kwargs={"literal_binds": True})
-    if dialect == "sqlite":
-        sql = {
-            "hour": f"substr({name}, 1, 13) || ':00:00.000000'",
-            "day": f"substr({name}, 1, 10) || ' 00:00:00.000000'",
-            "week": f"date({name}, 'weekday 0', '-6 days') || ' 00:00:00.000000'",
-            "month": f"substr({name}, 1, 7) || '-01 00:00:00.000000'",
-        }[unit]
-        return literal_column(f"({sql})", type_)
-    sql = f"(date_trunc('{unit}', {name} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
-    return literal_column(sql, type_)
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
-
-
-def pusd() -> ColumnElement[int]:
-    """``events.cost_pusd`` as the plain BIGINT it is (no Decimal conversion of operands)."""
-    return type_coerce(events.c.cost_pusd, BigInteger())
-
-
-def _money(condition: ColumnElement[bool] | None = None) -> tuple[ColumnElement[Any], ...]:
-    cost = pusd()
-    parts: tuple[ColumnElement[Any], ...] = (cost // MICRO, cost % MICRO)  # truncating
-    if condition is not None:
-        parts = tuple(case((condition, part), else_=None) for part in parts)
-    return tuple(func.coalesce(func.sum(part), 0) for part in parts)
-
-
-def latency_bucket_conditions() -> list[ColumnElement[bool]]:
-    """One condition per histogram bucket on ``events.latency_ms`` (NULL matches none)."""
-    latency = events.c.latency_ms
-    lows = (None, *LATENCY_BOUNDS_MS)
-    highs = (*LATENCY_BOUNDS_MS, None)
-    conditions: list[ColumnElement[bool]] = []
-    for low, high in zip(lows, highs, strict=True):
-        parts = [latency >= low] if low is not None else []
-        parts += [latency < high] if high is not None else [latency.is_not(None)]
-        conditions.append(and_(*parts))
-    return conditions
-
-
-def event_measures() -> dict[str, ColumnElement[Any]]:
-    """Each rollup measure as an aggregate over ``events`` rows (keys: ``ROLLUP_MEASURES``)."""
-    failed = events.c.status != "ok"
-    cost_micro, cost_pico = _money()
-    error_micro, error_pico = _money(failed)
-    measures: dict[str, ColumnElement[Any]] = {
-        "requests": func.count(),
-        "errors": _count_if(failed),
-        "unpriced": _count_if(events.c.unpriced.is_(True)),
-        **{
-            name: func.coalesce(func.sum(events.c[name]), 0)
-            for name in (
-                "input_tokens",
-                "output_tokens",
-                "cache_read_tokens",
-                "cache_write_5m_tokens",
-                "cache_write_1h_tokens",
-            )
-        },
-        "cost_micro": cost_micro,
-        "cost_pico": cost_pico,
-        "error_cost_micro": error_micro,
-        "error_cost_pico": error_pico,
-        "latency_count": func.count(events.c.latency_ms),
-        "latency_sum_ms": func.coalesce(func.sum(events.c.latency_ms), 0),
-    }
-    for name, condition in zip(LATENCY_BUCKETS, latency_bucket_conditions(), strict=True):
-        measures[name] = _count_if(condition)
-    assert tuple(measures) == ROLLUP_MEASURES
-    return measures
-
-
-def stage_table(dialect: Dialect) -> Table:
-    """The per-connection scratch table a fold first gathers the pending rows into (hour, every
-    dimension, summed): the rollups are then filled from its rows."""
-    bucket_type = Text() if dialect.name == "sqlite" else DateTime(timezone=True)
-    return Table(
-        "spend_stage",
-        MetaData(),
-        Column("bucket", bucket_type, nullable=False),
-        *(Column(d, Text, nullable=False) for d in ROLLUP_DIMENSIONS),
-        *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
-        prefixes=["TEMPORARY"],
-    )
-
-
-def _pend(dialect: str, where: ColumnElement[bool]) -> Insert:
-    """``INSERT INTO spend_pending SELECT <hourly sums of the events matching where>``."""
-    dims = [func.coalesce(events.c[d], "").label(d) for d in ROLLUP_DIMENSIONS]
-    measures = [expr.label(name) for name, expr in event_measures().items()]
-    bucket = truncate(events.c.ts, "hour", dialect).label("bucket")
-    grouped = select(bucket, *dims, *measures).where(where)
-    grouped = grouped.group_by(*_ordinals(1 + len(dims)))
-    return spend_pending.insert().from_select(
-        ["bucket", *ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], grouped
-    )
-
-
-def _ordinals(count: int, first: int = 1) -> list[ColumnElement[Any]]:
-    return [literal_column(str(i)) for i in range(first, first + count)]
-
-
-def _move(dialect: str) -> list[str]:
-    """SQL that moves every pending row into the stage (summed per hour and dimensions)."""
-    dims = ", ".join(ROLLUP_DIMENSIONS)
-    sums = ", ".join(f"SUM({m})" for m in ROLLUP_MEASURES)
-    columns = f"bucket, {dims}, {', '.join(ROLLUP_MEASURES)}"
-    grouped = f"SELECT bucket, {dims}, {sums} FROM {{source}} WHERE true GROUP BY bucket, {dims}"
-    if dialect == "postgresql":  # rows another transaction adds meanwhile stay pending
-        return [
-            f"WITH moved AS (DELETE FROM spend_pending RETURNING {columns}) "
-            f"INSERT INTO spend_stage ({columns}) {grouped.format(source='moved')}"
-        ]
-    # SQLite: the caller holds the write lock, so nothing is added between the two.
-    return [
-        f"INSERT INTO spend_stage ({columns}) {grouped.format(source='spend_pending')}",
-        "DELETE FROM spend_pending",
-    ]
-
-
-def _upserts(
-    spec: RollupSpec, source: Table, dialect: Dialect, *, bounded: bool = False
-) -> list[str]:
-    """``INSERT INTO <rollup> SELECT <source regrouped> ON CONFLICT DO UPDATE`` (one per
-    dimension of a facet rollup, per pair of a pair rollup), rows in key order so concurrent
-    folds cannot deadlock. ``source`` is the stage or a full rollup (the same columns);
-    ``bounded``: only its rows in ``[:low, :high)`` (named parameters, see ``_bucket_value``)."""
-    table = rollup_tables[spec.name]
-    same = spec.grain == "hour" or source.name == "spend_daily"  # the source's grain is ours
-    bucket = source.c.bucket if same else truncate(source.c.bucket, "day", dialect.name)
-    measures = [func.sum(source.c[m]).label(m) for m in ROLLUP_MEASURES]
-    shapes: list[tuple[list[str], list[ColumnElement[Any]]]]
-    if spec.facets and "dimension" in source.c:  # daily facets from the hourly ones
-        key: tuple[str, ...] = ("dimension", "bucket", "value")
-        shapes = [(list(key), [source.c.dimension, bucket, source.c.value])]
-    elif spec.pairs:
-        key = ("dimension", "bucket", "value", "value_2")
-        shapes = [
-            (list(key), [literal(f"{a},{b}"), bucket, source.c[a], source.c[b]])
-            for a, b in spec.pairs
-        ]
-    elif spec.facets:
-        key = ("dimension", "bucket", "value")
-        shapes = [(list(key), [literal(d), bucket, source.c[d]]) for d in spec.dimensions]
-    else:
-        dims = [source.c[d] for d in spec.dimensions]
-        shapes = [(["bucket", *spec.dimensions], [bucket.label("bucket"), *dims])]
-        key = ("bucket", *spec.dimensions)
-    where: ColumnElement[bool] = true()  # a WHERE: SQLite's upsert needs one
-    if bounded:
-        low: ColumnElement[Any] = literal_column("__low__")  # markers go in after compiling
-        high: ColumnElement[Any] = literal_column("__high__")
-        where = and_(source.c.bucket >= low, source.c.bucket < high)
-    sets = ", ".join(f"{m} = {spec.name}.{m} + excluded.{m}" for m in ROLLUP_MEASURES)
-    out = []
-    for names, keys in shapes:
-        grouped = select(*keys, *measures).where(where)
-        grouped = grouped.group_by(*_ordinals(len(keys))).order_by(*_ordinals(len(keys)))
-        insert = table.insert().from_select([*names, *ROLLUP_MEASURES], grouped)
-        sql = str(insert.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        for name in ("low", "high"):
-            sql = sql.replace(f"__{name}__", _marker(dialect, name))
-        out.append(f"{sql} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
-    return out
-
-
-def _marker(dialect: Dialect, name: str) -> str:
-    """A named parameter in the driver's own style (sqlite3 and psycopg take a dict)."""
-    return f":{name}" if dialect.name == "sqlite" else f"%({name})s"
-
-
-def _bucket_value(dialect: Dialect, moment: datetime) -> Any:
-    """``moment`` as the driver value of a rollup bucket (SQLite keeps UTC text)."""
-    if dialect.name == "sqlite":
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return moment
 
 
 def sealed_until(connection: Connection) -> dict[str, datetime]:
@@ -306,8 +92,8 @@ class _Unit:
 def _units(stage: Table, dialect: Dialect) -> list[_Unit]:
     units = []
     for spec in SEALED_SPECS:
-        sealing = _upserts(spec, _source(spec), dialect, bounded=True)
-        late = _upserts(spec, stage, dialect, bounded=True)
+        sealing = upsert_statements(spec, source_of(spec), dialect, bounded=True)
+        late = upsert_statements(spec, stage, dialect, bounded=True)
         after_daily = spec.sealed_from == "spend_daily"
         if spec.pairs:  # one statement per pair in both lists, in spec.pairs order
             for pair, seal_sql, late_sql in zip(spec.pairs, sealing, late, strict=True):
@@ -343,11 +129,11 @@ class RollupWriter:
             str(CreateTable(stage, if_not_exists=True).compile(dialect=dialect)),
             str(stage.delete().compile(dialect=dialect)),  # a failed fold may have left rows
         ]
-        self._move = _move(dialect.name)
+        self._move = move_statements(dialect.name)
         hourly = [spec for spec in ROLLUP_SPECS if spec.sealed_from is None]
-        self._upserts = [sql for spec in hourly for sql in _upserts(spec, stage, dialect)]
+        self._upserts = [sql for spec in hourly for sql in upsert_statements(spec, stage, dialect)]
         self._units = _units(stage, dialect)
-        low, high = _marker(dialect, "low"), _marker(dialect, "high")
+        low, high = marker(dialect, "low"), marker(dialect, "high")
         self._any_late = f"SELECT 1 FROM spend_stage WHERE bucket >= {low} AND bucket < {high}"
         self._clear = str(stage.delete().compile(dialect=dialect))
         self._staging: dict[int, _Statement] = {}
@@ -355,7 +141,7 @@ class RollupWriter:
     def _staging_for(self, size: int) -> _Statement:
         if size not in self._staging:
             where = events.c.event_id.in_([bindparam(f"id_{i}") for i in range(size)])
-            compiled = _pend(self._dialect.name, where).compile(dialect=self._dialect)
+            compiled = pend_statement(self._dialect.name, where).compile(dialect=self._dialect)
             order = None if compiled.positiontup is None else list(compiled.positiontup)
             self._staging[size] = (str(compiled), order, compiled.params)
         return self._staging[size]
@@ -431,8 +217,8 @@ class RollupWriter:
 
     def _range(self, low: datetime, high: datetime) -> dict[str, Any]:
         return {
-            "low": _bucket_value(self._dialect, low),
-            "high": _bucket_value(self._dialect, high),
+            "low": bucket_value(self._dialect, low),
+            "high": bucket_value(self._dialect, high),
         }
 
     def backfill(
@@ -445,7 +231,7 @@ class RollupWriter:
             events.c.ts < bindparam("until", type_=UTCDateTime()),
         )
         connection.execute(
-            _pend(self._dialect.name, where),
+            pend_statement(self._dialect.name, where),
             {"since": since or _FIRST, "until": until or _LAST},
         )
         self.fold(connection)
@@ -458,11 +244,6 @@ def choose(grain: str, fields: Collection[str]) -> RollupSpec | None:
         if spec.grain == grain and spec.holds(fields):
             return spec
     return None
-
-
-def _source(spec: RollupSpec) -> Table:
-    assert spec.sealed_from is not None
-    return rollup_tables[spec.sealed_from]
 
 
 def stored_ids(connection: Connection, event_ids: Collection[str]) -> set[str]:

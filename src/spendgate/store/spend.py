@@ -12,7 +12,7 @@ How a range ``[since, until)`` is answered (``plan``):
   rollup that can answer is read (``store.rollups.choose``): a facet rollup when the question
   names at most one field;
 - otherwise (``session_id`` / ``workflow_id`` named, or ``distinct=True``) all from ``events``,
-  using the same aggregate expressions (``store.rollups.event_measures``).
+  using the same aggregate expressions (``store.rollup_sql.event_measures``).
 
 Each part is one ``SELECT … GROUP BY``, all in one snapshot of the database (SQLite's read
 transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running meanwhile is seen entirely or
@@ -40,14 +40,8 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollups import (
-    choose,
-    event_measures,
-    pusd,
-    sealed_until,
-    truncate,
-    unit_name,
-)
+from spendgate.store.rollup_sql import event_measures, pusd, truncate
+from spendgate.store.rollups import choose, sealed_until, unit_name
 from spendgate.store.schema import (
     LATENCY_BUCKETS,
     ROLLUP_DIMENSIONS,
