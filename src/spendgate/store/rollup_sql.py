@@ -15,7 +15,6 @@ and seal them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -57,9 +56,8 @@ def truncate(
     ts: ColumnElement[Any] | Column[Any], unit: str, dialect: str, type_: Any = None
 ) -> ColumnClause[Any]:
     """SQL for ``ts`` cut down to the start of its hour, day, ISO week (Monday) or month
-    (UTC), in the engine's own
-    datetime form (SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff`` text; PostgreSQL: timestamptz),
-    typed ``type_`` for results."""
+    (UTC), in the engine's own datetime form (SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff`` text;
+    PostgreSQL: timestamptz), typed ``type_`` for results."""
     name = ts.compile(compile_kwargs={"literal_binds": True})
     if dialect == "sqlite":
         sql = {
@@ -161,8 +159,9 @@ def pend_statement(dialect: str, where: ColumnElement[bool]) -> Insert:
     )
 
 
-def ordinals(count: int, first: int = 1) -> list[ColumnElement[Any]]:
-    return [literal_column(str(i)) for i in range(first, first + count)]
+def ordinals(count: int) -> list[ColumnElement[Any]]:
+    """``1, 2, … count``: GROUP BY / ORDER BY the first ``count`` selected columns."""
+    return [literal_column(str(i)) for i in range(1, count + 1)]
 
 
 def move_statements(dialect: str) -> list[str]:
@@ -188,29 +187,26 @@ def upsert_statements(
 ) -> list[str]:
     """``INSERT INTO <rollup> SELECT <source regrouped> ON CONFLICT DO UPDATE`` (one per
     dimension of a facet rollup, per pair of a pair rollup), rows in key order so concurrent
-    folds cannot deadlock. ``source`` is the stage or a full rollup (the same columns);
-    ``bounded``: only its rows in ``[:low, :high)`` (named parameters, see ``_bucket_value``)."""
+    folds cannot deadlock. ``source`` is the stage or a finer rollup (``sealed_from``);
+    ``bounded``: only its rows in ``[:low, :high)`` (named parameters, see ``marker``)."""
     table = rollup_tables[spec.name]
     same = spec.grain == "hour" or source.name == "spend_daily"  # the source's grain is ours
     bucket = source.c.bucket if same else truncate(source.c.bucket, "day", dialect.name)
     measures = [func.sum(source.c[m]).label(m) for m in ROLLUP_MEASURES]
-    shapes: list[tuple[list[str], list[ColumnElement[Any]]]]
+    # The key columns of the rollup, and for each statement the expressions that fill them.
+    shapes: list[list[ColumnElement[Any]]]
     if spec.facets and "dimension" in source.c:  # daily facets from the hourly ones
         key: tuple[str, ...] = ("dimension", "bucket", "value")
-        shapes = [(list(key), [source.c.dimension, bucket, source.c.value])]
+        shapes = [[source.c.dimension, bucket, source.c.value]]
     elif spec.pairs:
         key = ("dimension", "bucket", "value", "value_2")
-        shapes = [
-            (list(key), [literal(f"{a},{b}"), bucket, source.c[a], source.c[b]])
-            for a, b in spec.pairs
-        ]
+        shapes = [[literal(f"{a},{b}"), bucket, source.c[a], source.c[b]] for a, b in spec.pairs]
     elif spec.facets:
         key = ("dimension", "bucket", "value")
-        shapes = [(list(key), [literal(d), bucket, source.c[d]]) for d in spec.dimensions]
+        shapes = [[literal(d), bucket, source.c[d]] for d in spec.dimensions]
     else:
-        dims = [source.c[d] for d in spec.dimensions]
-        shapes = [(["bucket", *spec.dimensions], [bucket.label("bucket"), *dims])]
         key = ("bucket", *spec.dimensions)
+        shapes = [[bucket, *(source.c[d] for d in spec.dimensions)]]
     where: ColumnElement[bool] = true()  # a WHERE: SQLite's upsert needs one
     if bounded:
         low: ColumnElement[Any] = literal_column("__low__")  # markers go in after compiling
@@ -218,10 +214,10 @@ def upsert_statements(
         where = and_(source.c.bucket >= low, source.c.bucket < high)
     sets = ", ".join(f"{m} = {spec.name}.{m} + excluded.{m}" for m in ROLLUP_MEASURES)
     out = []
-    for names, keys in shapes:
+    for keys in shapes:
         grouped = select(*keys, *measures).where(where)
         grouped = grouped.group_by(*ordinals(len(keys))).order_by(*ordinals(len(keys)))
-        insert = table.insert().from_select([*names, *ROLLUP_MEASURES], grouped)
+        insert = table.insert().from_select([*key, *ROLLUP_MEASURES], grouped)
         sql = str(insert.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         for name in ("low", "high"):
             sql = sql.replace(f"__{name}__", marker(dialect, name))
@@ -232,13 +228,6 @@ def upsert_statements(
 def marker(dialect: Dialect, name: str) -> str:
     """A named parameter in the driver's own style (sqlite3 and psycopg take a dict)."""
     return f":{name}" if dialect.name == "sqlite" else f"%({name})s"
-
-
-def bucket_value(dialect: Dialect, moment: datetime) -> Any:
-    """``moment`` as the driver value of a rollup bucket (SQLite keeps UTC text)."""
-    if dialect.name == "sqlite":
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return moment
 
 
 def source_of(spec: RollupSpec) -> Table:

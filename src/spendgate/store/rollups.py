@@ -28,7 +28,6 @@ from sqlalchemy import Connection, Dialect, Table, and_, bindparam, func, select
 from sqlalchemy.schema import CreateTable
 
 from spendgate.store.rollup_sql import (
-    bucket_value,
     marker,
     move_statements,
     pend_statement,
@@ -48,8 +47,6 @@ from spendgate.store.schema import (
 )
 from spendgate.store.types import UTCDateTime
 
-_FIRST = datetime(1, 1, 1, tzinfo=UTC)
-_LAST = datetime(9999, 1, 1, tzinfo=UTC)
 _Statement = tuple[str, list[str] | None, dict[str, Any]]  # SQL, parameter order, constants
 _DAY = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -137,6 +134,9 @@ class RollupWriter:
         self._any_late = f"SELECT 1 FROM spend_stage WHERE bucket >= {low} AND bucket < {high}"
         self._clear = str(stage.delete().compile(dialect=dialect))
         self._staging: dict[int, _Statement] = {}
+        # A bucket bound as the driver value the rollups store (SQLite: UTC text).
+        bind = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        self._bucket: Callable[[datetime], Any] = bind or (lambda moment: moment)
 
     def _staging_for(self, size: int) -> _Statement:
         if size not in self._staging:
@@ -216,23 +216,17 @@ class RollupWriter:
         return done
 
     def _range(self, low: datetime, high: datetime) -> dict[str, Any]:
-        return {
-            "low": bucket_value(self._dialect, low),
-            "high": bucket_value(self._dialect, high),
-        }
+        return {"low": self._bucket(low), "high": self._bucket(high)}
 
-    def backfill(
-        self, connection: Connection, since: datetime | None = None, until: datetime | None = None
-    ) -> None:
-        """Roll up the stored events in ``[since, until)`` (every one when both are None),
-        through ``spend_pending`` and a fold (without sealing), as the writer would."""
+    def backfill(self, connection: Connection, since: datetime, until: datetime) -> None:
+        """Roll up the stored events in ``[since, until)`` through ``spend_pending`` and a
+        fold (without sealing), as the writer would."""
         where = and_(
             events.c.ts >= bindparam("since", type_=UTCDateTime()),
             events.c.ts < bindparam("until", type_=UTCDateTime()),
         )
         connection.execute(
-            pend_statement(self._dialect.name, where),
-            {"since": since or _FIRST, "until": until or _LAST},
+            pend_statement(self._dialect.name, where), {"since": since, "until": until}
         )
         self.fold(connection)
 
