@@ -80,7 +80,9 @@ def pusd() -> ColumnElement[int]:
     return type_coerce(events.c.cost_pusd, BigInteger())
 
 
-def _money(condition: ColumnElement[bool] | None = None) -> tuple[ColumnElement[Any], ...]:
+def money_sums(condition: ColumnElement[bool] | None = None) -> tuple[ColumnElement[Any], ...]:
+    """Σ whole microdollars and Σ picodollar remainders of ``events.cost_pusd`` (of the rows
+    matching ``condition``), each 0 when there is none."""
     cost = pusd()
     parts: tuple[ColumnElement[Any], ...] = (cost // MICRO, cost % MICRO)  # truncating
     if condition is not None:
@@ -104,8 +106,8 @@ def latency_bucket_conditions() -> list[ColumnElement[bool]]:
 def event_measures() -> dict[str, ColumnElement[Any]]:
     """Each rollup measure as an aggregate over ``events`` rows (keys: ``ROLLUP_MEASURES``)."""
     failed = events.c.status != "ok"
-    cost_micro, cost_pico = _money()
-    error_micro, error_pico = _money(failed)
+    cost_micro, cost_pico = money_sums()
+    error_micro, error_pico = money_sums(failed)
     measures: dict[str, ColumnElement[Any]] = {
         "requests": func.count(),
         "errors": _count_if(failed),

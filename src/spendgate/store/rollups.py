@@ -66,6 +66,11 @@ def sealed_until(connection: Connection) -> dict[str, datetime]:
     return {name: until for name, until in rows}
 
 
+def held_until(sealed: dict[str, datetime], spec: RollupSpec, fields: Collection[str]) -> datetime:
+    """How far the daily rollup ``spec`` holds the days for ``fields``, by ``sealed_until``."""
+    return sealed.get(unit_name(spec, fields), _EPOCH)
+
+
 def unit_name(spec: RollupSpec, fields: Collection[str]) -> str:
     """The sealing unit of a daily rollup that answers ``fields``: the rollup, or for the
     pair rollup the pair (pairs are sealed one at a time)."""

@@ -21,7 +21,7 @@ not at all; the caller adds the parts up (sums are additive).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -33,15 +33,14 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
-    case,
     cast,
     func,
     or_,
     select,
 )
 
-from spendgate.store.rollup_sql import event_measures, pusd, truncate
-from spendgate.store.rollups import choose, sealed_until, unit_name
+from spendgate.store.rollup_sql import event_measures, money_sums, truncate
+from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import (
     LATENCY_BUCKETS,
     ROLLUP_DIMENSIONS,
@@ -71,7 +70,6 @@ DISTINCT_MEASURES = (
     "workflow_cost_pico",
 )
 SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 
@@ -198,26 +196,19 @@ def sum_spend(
     ask = Ask(tuple(group_by), tuple(sorted(filters.items())), grain, distinct, latency)
     fields = set(group_by) | set(filters)
     rolled = not distinct and fields <= set(ROLLUP_DIMENSIONS)
+    parts = plan(since, until, rollups=rolled, days=grain != "hour")
     out: list[SpendSums] = []
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":  # one snapshot for every part
             connection.execution_options(isolation_level="REPEATABLE READ")
-        sealed: list[dict[str, datetime]] = []  # read once, and only if a day part is asked
-        for planned in plan(since, until, rollups=rolled, days=grain != "hour"):
-            for part in _with_table(planned, fields, lambda: _sealed(connection, sealed)):
+        sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
+        for planned in parts:
+            for part in _with_table(planned, fields, sealed):
                 out.extend(_run(connection, part, ask))
     return out
 
 
-def _sealed(connection: Connection, memo: list[dict[str, datetime]]) -> dict[str, datetime]:
-    if not memo:
-        memo.append(sealed_until(connection))
-    return memo[0]
-
-
-def _with_table(
-    part: Part, fields: set[str], sealed: Callable[[], dict[str, datetime]]
-) -> list[Part]:
+def _with_table(part: Part, fields: set[str], sealed: dict[str, datetime]) -> list[Part]:
     """``part`` with the rollup that answers it. A daily rollup holds only sealed days, so a
     day part is split there: the days after it come from the hourly rollup."""
     if part.source in ("events", "pending"):
@@ -226,7 +217,7 @@ def _with_table(
     assert spec is not None  # the full rollups hold every ROLLUP_DIMENSIONS field
     if spec.sealed_from is None:
         return [replace(part, table=spec.name)]
-    until = sealed().get(unit_name(spec, fields), _EPOCH)
+    until = held_until(sealed, spec, fields)
     hourly = choose("hour", fields)
     assert hourly is not None
     if part.end <= until:
@@ -243,12 +234,8 @@ def _run(connection: Connection, part: Part, ask: Ask) -> list[SpendSums]:
     dialect = connection.dialect.name
     if part.source == "events":
         query = _events_query(dialect, part, ask)
-    elif part.source == "pending":
-        query = _rollup_query(spend_pending, part, ask, dialect)
-    elif SPECS[part.table].facets or SPECS[part.table].pairs:
-        query = _facet_query(rollup_tables[part.table], part, ask, dialect)
     else:
-        query = _rollup_query(rollup_tables[part.table], part, ask, dialect)
+        query = _rollup_query(part, ask, dialect)
     names = ask.measures
     width = len(ask.group_by)
     offset = 0 if ask.grain is None else 1
@@ -273,37 +260,42 @@ def _slot(table: Table, part: Part, ask: Ask, dialect: str) -> list[ColumnElemen
     return [truncate(table.c.bucket, ask.grain, dialect, type_=UTCDateTime()).label("slot")]
 
 
-def _rollup_query(table: Table, part: Part, ask: Ask, dialect: str) -> Select[Any]:
+def _rollup_query(part: Part, ask: Ask, dialect: str) -> Select[Any]:
+    """A part read from ``spend_pending`` or a rollup: the rows in its range (of a facet or
+    pair rollup, those of the field or pair named), grouped by the asked fields."""
+    table = spend_pending if part.source == "pending" else rollup_tables[part.table]
+    columns, where = _columns(table, part, ask)
     slot = _slot(table, part, ask, dialect)
-    dims = [table.c[name] for name in ask.group_by]
+    dims = [columns[name] for name in ask.group_by]
     sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
     query = select(*slot, *dims, *sums).where(
-        table.c.bucket >= part.start, table.c.bucket < part.end
+        *where, table.c.bucket >= part.start, table.c.bucket < part.end
     )
     for name, value in ask.filters:
-        query = query.where(table.c[name] == value)
+        query = query.where(columns[name] == value)
     return query.group_by(*slot, *dims) if slot or dims else query
 
 
-def _facet_query(table: Table, part: Part, ask: Ask, dialect: str) -> Select[Any]:
-    """A rollup query on a facet or pair table: the rows of the one field (or pair) named;
-    with no field named, those of ``source`` (every event has exactly one value of each)."""
+def _columns(
+    table: Table, part: Part, ask: Ask
+) -> tuple[dict[str, ColumnElement[Any]], list[ColumnElement[bool]]]:
+    """Where each asked field is in ``table``, and the condition that picks its rows. A facet
+    or pair rollup keeps a field's values in ``value`` (``value_2``) of the rows whose
+    ``dimension`` names it; with no field named, the rows of ``source`` (every event has
+    exactly one value of each dimension)."""
     fields = {*ask.group_by, *(name for name, _ in ask.filters)}
+    spec = SPECS.get(part.table)
+    columns: dict[str, ColumnElement[Any]]
+    if spec is None or not (spec.facets or spec.pairs):
+        columns = {name: table.c[name] for name in fields}
+        return columns, []
     if len(fields) == 2:
         first, second = pair_of(fields)
-        dimension, columns = f"{first},{second}", {first: "value", second: "value_2"}
-    else:
-        (dimension,) = fields or {"source"}
-        columns = {dimension: "value"}
-    slot = _slot(table, part, ask, dialect)
-    dims = [table.c[columns[name]] for name in ask.group_by]
-    sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
-    query = select(*slot, *dims, *sums).where(
-        table.c.dimension == dimension, table.c.bucket >= part.start, table.c.bucket < part.end
-    )
-    for name, value in ask.filters:
-        query = query.where(table.c[columns[name]] == value)
-    return query.group_by(*slot, *dims) if slot or dims else query
+        columns = {first: table.c.value, second: table.c.value_2}
+        return columns, [table.c.dimension == f"{first},{second}"]
+    (dimension,) = fields or {"source"}
+    columns = {dimension: table.c.value}
+    return columns, [table.c.dimension == dimension]
 
 
 def _events_query(dialect: str, part: Part, ask: Ask) -> Select[Any]:
@@ -327,14 +319,11 @@ def _events_query(dialect: str, part: Part, ask: Ask) -> Select[Any]:
 
 def _distinct_measures() -> list[ColumnElement[Any]]:
     out: list[ColumnElement[Any]] = []
-    cost = pusd()
     for name, plural in (("session", "sessions"), ("workflow", "workflows")):
         column = events.c[f"{name}_id"]
-        carried = column.is_not(None)
         out.append(_int(func.count(column.distinct())).label(plural))
-        micro = _int(func.sum(func.coalesce(_when(carried, cost // 1_000_000), 0)))
-        pico = _int(func.sum(func.coalesce(_when(carried, cost % 1_000_000), 0)))
-        out += [micro.label(f"{name}_cost_micro"), pico.label(f"{name}_cost_pico")]
+        micro, pico = money_sums(column.is_not(None))
+        out += [_int(micro).label(f"{name}_cost_micro"), _int(pico).label(f"{name}_cost_pico")]
     return out
 
 
@@ -342,7 +331,3 @@ def _int(total: ColumnElement[Any]) -> ColumnElement[int]:
     """A sum as a plain BIGINT, never NULL (PostgreSQL's SUM(bigint) is numeric: slower to
     fetch and convert; every sum here is far below the BIGINT limit by construction)."""
     return cast(func.coalesce(total, 0), BigInteger)
-
-
-def _when(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[Any]:
-    return case((condition, value), else_=None)
