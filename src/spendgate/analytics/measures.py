@@ -88,28 +88,20 @@ def percentile(histogram: Sequence[int], fraction: float) -> float | None:
     return percentiles(histogram, (fraction,))[0]
 
 
-def merge(
-    parts: Iterable[SpendSums], group_by: Sequence[str], bucket: str | None
-) -> list[SpendRow]:
-    """Add up parts with equal group values (and equal ``bucket`` after re-bucketing their
-    slots) into ``SpendRow``s, in no particular order. A group whose requests add up to zero
-    had events only in a subtracted part (``store.spend.plan``), so it is left out. Every
-    part must hold the same measures (as ``store.spend.sum_spend`` returns them)."""
+def merge(parts: Iterable[SpendSums], group_by: Sequence[str]) -> list[SpendRow]:
+    """Add up parts with equal group values and slot (each part's slots are already the
+    asked buckets: ``store.spend.sum_spend`` cuts them in SQL) into ``SpendRow``s, in no
+    particular order. A group whose requests add up to zero had events only in a subtracted
+    part (``store.spend.plan``), so it is left out. Every part must hold the same measures
+    (as ``sum_spend`` returns them)."""
     totals: dict[tuple[Any, ...], list[int]] = {}
-    starts: dict[datetime, datetime] = {}  # slot -> its bucket's start (slots repeat)
     names: tuple[str, ...] | None = None
     for part in parts:
         if names is None:
             names = part.names
         elif part.names != names:
             raise ValueError("parts hold different measures")
-        slot = None if bucket is None else part.slot
-        if slot is not None:
-            start = starts.get(slot)
-            if start is None:
-                start = starts[slot] = bucket_start(slot, bucket)  # type: ignore[arg-type]
-            slot = start
-        key = (part.keys, slot)
+        key = (part.keys, part.slot)
         sums = totals.get(key)
         totals[key] = list(part.values) if sums is None else list(map(add, sums, part.values))
     if names is None:

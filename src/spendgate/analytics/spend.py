@@ -38,7 +38,7 @@ def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
             distinct=query.sessions,
             latency=query.latency,
         )
-        rows = merge(parts, query.group_by, query.bucket)
+        rows = merge(parts, query.group_by)
         rows = ordered(rows, query.order, query.group_by)
     return rows if query.limit is None else rows[: query.limit]
 
