@@ -16,19 +16,8 @@ from sqlalchemy import text
 
 from spendgate.store import open_store
 
-from test_report_cli import make_events
-
 SPENDGATE = str(Path(sys.executable).with_name("spendgate"))
 RANGE = ("--since", "2026-03-10", "--until", "2026-03-13")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path}/export.db"
-    store = open_store(url)
-    store.insert_events(make_events())
-    store.close()
-    return url
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

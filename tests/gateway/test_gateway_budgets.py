@@ -6,6 +6,8 @@ import asyncio
 import secrets
 import ssl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -106,23 +108,34 @@ async def _burst(env: Env, count: int, *others: Env) -> list[int]:
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+@contextmanager
+def two_replicas(
+    tmp_path: Path, tls: TLS, pg_url: str, **settings: Any
+) -> Iterator[tuple[Env, Env]]:
+    """Two gateways sharing one PostgreSQL database and one Redis (a fresh key prefix), the
+    second reloading budgets every 0.1 s."""
+    require_service("Redis", "127.0.0.1", 6379)
+    shared = {
+        "db_url": pg_url,
+        "admin_token": TOKEN,
+        "redis_url": REDIS_URL,
+        "redis_prefix": f"sgtest-{secrets.token_hex(4)}",
+        "budget_refresh_s": 0.1,
+        **settings,
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with running(tmp_path / "a", tls, **shared) as a, running(tmp_path / "b", tls, **shared) as b:
+        yield a, b
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_concurrent_requests_on_two_replicas_never_overspend(
     tmp_path: Path, tls: TLS, own_pg_url: str
 ) -> None:
-    require_service("Redis", "127.0.0.1", 6379)
-    shared = {
-        "sim": SimSettings(log_requests=False, latency_ms=300),
-        "db_url": own_pg_url,
-        "admin_token": TOKEN,
-        "redis_url": REDIS_URL,
-        "redis_prefix": f"sgtest-{secrets.token_hex(4)}",
-        "budget_refresh_s": 0.1,
-    }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    with running(tmp_path / "a", tls, **shared) as a, running(tmp_path / "b", tls, **shared) as b:
+    sim = SimSettings(log_requests=False, latency_ms=300)
+    with two_replicas(tmp_path, tls, own_pg_url, sim=sim) as (a, b):
         limit = Decimal("0.30")
         budget_id = create(a, metric="cost_usd", limit=str(limit), scope="project=load")
         time.sleep(0.5)  # replica b reloads budgets every 0.1 s
@@ -157,17 +170,7 @@ def test_a_restart_keeps_spend(tmp_path: Path, tls: TLS) -> None:
 def test_two_gateways_sharing_redis_keep_one_limit(
     tmp_path: Path, tls: TLS, own_pg_url: str
 ) -> None:
-    require_service("Redis", "127.0.0.1", 6379)
-    shared = {
-        "db_url": own_pg_url,
-        "admin_token": TOKEN,
-        "redis_url": REDIS_URL,
-        "redis_prefix": f"sgtest-{secrets.token_hex(4)}",
-        "budget_refresh_s": 0.1,
-    }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    with running(tmp_path / "a", tls, **shared) as a, running(tmp_path / "b", tls, **shared) as b:
+    with two_replicas(tmp_path, tls, own_pg_url) as (a, b):
         budget_id = create(a, metric="requests", limit="10", scope="agent=summariser")
         time.sleep(0.5)  # replica b reloads budgets every 0.1 s
         codes = [
