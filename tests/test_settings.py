@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spendgate.errors import ConfigError
-from spendgate.settings import SimSettings, env_name, load
+from spendgate.settings import GatewaySettings, SimSettings, env_name, load
 
 
 def test_defaults() -> None:
@@ -44,6 +44,14 @@ def test_types_from_environment() -> None:
 def test_bad_values(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(SimSettings, env=env)
+
+
+def test_rollup_cache_size() -> None:
+    assert load(GatewaySettings, env={}).rollup_cache_mb == 1024
+    env = {"SPENDGATE_GATEWAY_ROLLUP_CACHE_MB": "0"}
+    assert load(GatewaySettings, env=env).rollup_cache_mb == 0
+    with pytest.raises(ConfigError, match="rollup_cache_mb must be 0 \\(off\\) or more"):
+        load(GatewaySettings, env={"SPENDGATE_GATEWAY_ROLLUP_CACHE_MB": "-1"})
 
 
 def test_bad_config_files(tmp_path: Path) -> None:

@@ -98,6 +98,7 @@ class GatewaySettings:
     redis_prefix: str = "spendgate"
     budgets: list[dict[str, Any]] = field(default_factory=list)  # [[gateway.budgets]] tables
     budget_refresh_s: float = 5.0
+    rollup_cache_mb: int = 1024  # memory for in-memory copies of the full rollups (0: none)
     unpriced_input_usd_per_mtok: str = "15"  # conservative rates for models without a price
     unpriced_output_usd_per_mtok: str = "75"
 
@@ -122,6 +123,7 @@ class GatewaySettings:
             "queue_size and batch_size must be positive",
         )
         _check(self.log_format in ("json", "text"), "log_format must be json or text")
+        _check(self.rollup_cache_mb >= 0, "rollup_cache_mb must be 0 (off) or more")
         for name in ("unpriced_input_usd_per_mtok", "unpriced_output_usd_per_mtok"):
             _check(_positive_decimal(getattr(self, name)), f"{name} must be a positive number")
         _check(

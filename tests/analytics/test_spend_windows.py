@@ -106,6 +106,9 @@ QUERIES = (
     {"group_by": "user_id,region"},  # the full rollups
     {"group_by": "base_model", "filters": {"department": "eng"}},
     {"filters": {"user_id": ""}, "bucket": "week"},
+    # three fields from different families: only the full rollups hold them (the cache)
+    {"group_by": "department,region,status", "bucket": "day"},
+    {"group_by": "user_id,region,status", "filters": {"project": "a"}, "bucket": "week"},
 )
 
 
@@ -122,6 +125,8 @@ def test_windows_anywhere_match_sums_of_the_events(store: Store, folded: bool) -
             query = SpendQuery.of(since, until, **args)  # type: ignore[arg-type]
             assert answered(store, query) == expected(made, query), (since, until, args)
     assert subtracted >= 5  # the windows do exercise subtracted edges
+    cache = store.rollup_cache.stats
+    assert (cache.loads > 0 and cache.hits > cache.loads) if folded else cache.loads == 0
 
 
 def fold(store: Store, now: datetime) -> None:

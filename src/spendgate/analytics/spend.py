@@ -37,6 +37,7 @@ def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
             grain=query.bucket,
             distinct=query.sessions,
             latency=query.latency,
+            cache=store.rollup_cache,
         )
         rows = merge(parts, query.group_by)
         rows = ordered(rows, query.order, query.group_by)

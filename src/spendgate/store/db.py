@@ -23,6 +23,7 @@ from spendgate.store import migrate
 from spendgate.store.bulk import EventInserter
 from spendgate.store.engine import BEGIN_MODE, make_engine, masked, parse_url
 from spendgate.store.keys import KeyRecord, check_hash, key_to_row, row_to_key
+from spendgate.store.rollup_cache import DEFAULT_BYTES, RollupCache
 from spendgate.store.rollups import SEAL_BUDGET_S, RollupWriter, stored_ids
 from spendgate.store.schema import FILTERABLE, api_keys, events, row_to_event
 from spendgate.store.types import as_utc
@@ -35,11 +36,18 @@ FOLD_INTERVAL_S = 5.0
 FOLD_EVENTS = 100_000
 
 
-def open_store(url: str, *, busy_timeout_ms: int = 5000, connect_timeout_s: int = 10) -> Store:
+def open_store(
+    url: str,
+    *,
+    busy_timeout_ms: int = 5000,
+    connect_timeout_s: int = 10,
+    cache_bytes: int = DEFAULT_BYTES,
+) -> Store:
     """A ``Store`` on ``url`` (``sqlite:///path`` or ``postgresql://…``), migrated to head.
 
     ``busy_timeout_ms`` is how long SQLite waits for another writer's lock;
-    ``connect_timeout_s`` how long PostgreSQL connection attempts may take."""
+    ``connect_timeout_s`` how long PostgreSQL connection attempts may take; ``cache_bytes``
+    how much memory the spend queries' rollup cache may hold (0: none)."""
     engine = make_engine(
         parse_url(url), busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s
     )
@@ -48,16 +56,23 @@ def open_store(url: str, *, busy_timeout_ms: int = 5000, connect_timeout_s: int 
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine)
+    return Store(engine, cache_bytes=cache_bytes)
 
 
 class Store:
     """Events and API keys in one database. Build it with ``open_store``."""
 
-    def __init__(self, engine: Engine, *, fold_interval_s: float = FOLD_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        fold_interval_s: float = FOLD_INTERVAL_S,
+        cache_bytes: int = DEFAULT_BYTES,
+    ) -> None:
         self._engine = engine
         self._inserter = EventInserter(engine)
         self._rollups = RollupWriter(engine.dialect)
+        self._cache = RollupCache(cache_bytes)
         self._fold_interval_s = fold_interval_s
         self._folded_at = time.monotonic()
         self._pending = 0  # events this store staged since its last fold
@@ -66,6 +81,12 @@ class Store:
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for queries elsewhere in ``spendgate.store``."""
         return self._engine
+
+    @property
+    def rollup_cache(self) -> RollupCache:
+        """In-memory copies of the full rollups' slots, for spend queries
+        (``store.rollup_cache``; ``cache_bytes=0``: off)."""
+        return self._cache
 
     @property
     def url(self) -> str:
@@ -94,6 +115,7 @@ class Store:
         except DBAPIError as exc:  # the rows stay pending: queries still count them
             log.warning("could not fold pending rollup rows at close: %s", exc)
         finally:
+            self._cache.clear()
             self._engine.dispose()
 
     def ping(self) -> bool:

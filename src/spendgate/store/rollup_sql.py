@@ -235,3 +235,22 @@ def marker(dialect: Dialect, name: str) -> str:
 def source_of(spec: RollupSpec) -> Table:
     assert spec.sealed_from is not None
     return rollup_tables[spec.sealed_from]
+
+
+def mark_statement(name: str, source: str, dialect: Dialect, *, days: bool, bounded: bool) -> str:
+    """SQL that gives every slot of the rollup ``name`` that ``source``'s rows fall in (the
+    stage, or the rollup itself) a new token in ``spend_marks`` (the ``:token`` parameter):
+    ``days``: the slots are the days of ``source``'s hourly buckets; ``bounded``: only the
+    ``source`` rows in ``[:low, :high)``."""
+    bucket = "bucket"
+    if days:
+        bucket = truncate(literal_column("bucket"), "day", dialect.name).name
+    where = "true"
+    if bounded:
+        where = f"bucket >= {marker(dialect, 'low')} AND bucket < {marker(dialect, 'high')}"
+    token = f"CAST({marker(dialect, 'token')} AS TEXT)"
+    return (
+        f"INSERT INTO spend_marks (name, bucket, token) SELECT CAST('{name}' AS TEXT), "
+        f"{bucket}, {token} FROM {source} WHERE {where} GROUP BY 2 "
+        "ON CONFLICT (name, bucket) DO UPDATE SET token = excluded.token"
+    )

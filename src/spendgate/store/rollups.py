@@ -19,6 +19,7 @@ The SQL itself (measure expressions and statements) is in ``store.rollup_sql``.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from sqlalchemy import Connection, Dialect, Table, and_, bindparam, func, select
 from sqlalchemy.schema import CreateTable
 
 from spendgate.store.rollup_sql import (
+    mark_statement,
     marker,
     move_statements,
     pend_statement,
@@ -36,12 +38,14 @@ from spendgate.store.rollup_sql import (
     upsert_statements,
 )
 from spendgate.store.schema import (
+    CACHED,
     ROLLUP_SPECS,
     SEALED_SPECS,
     RollupSpec,
     events,
     pair_of,
     rollup_tables,
+    spend_marks,
     spend_pending,
     spend_sealed,
 )
@@ -91,11 +95,14 @@ class _Unit:
     after_daily: bool  # summed from spend_daily: never sealed past it
 
 
-def _units(stage: Table, dialect: Dialect) -> list[_Unit]:
+def _units(stage: Table, dialect: Dialect, *, marks: bool) -> list[_Unit]:
     units = []
     for spec in SEALED_SPECS:
         sealing = upsert_statements(spec, source_of(spec), dialect, bounded=True)
         late = upsert_statements(spec, stage, dialect, bounded=True)
+        if marks and spec.name in CACHED:  # the slots they fill get new tokens
+            sealing.append(mark_statement(spec.name, spec.name, dialect, days=False, bounded=True))
+            late.append(mark_statement(spec.name, stage.name, dialect, days=True, bounded=True))
         after_daily = spec.sealed_from == "spend_daily"
         if spec.pairs:  # one statement per pair in both lists, in spec.pairs order
             for pair, seal_sql, late_sql in zip(spec.pairs, sealing, late, strict=True):
@@ -122,10 +129,15 @@ class RollupWriter:
       far each unit is. A fold adds the rows of days a unit already holds (events that arrive
       late, such as imported logs) to it as well.
 
+    Every slot of a ``CACHED`` rollup that a fold or seal changes gets a new token in
+    ``spend_marks`` in the same transaction (``marks=False``: not, for the schema before
+    migration 0005, which has no ``spend_marks``).
+
     Statements are compiled once (the staging one per id count, padded to a power of two)."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, *, marks: bool = True) -> None:
         self._dialect = dialect
+        self._marks = marks
         stage = stage_table(dialect)
         self._prologue = [
             str(CreateTable(stage, if_not_exists=True).compile(dialect=dialect)),
@@ -134,7 +146,11 @@ class RollupWriter:
         self._move = move_statements(dialect.name)
         hourly = [spec for spec in ROLLUP_SPECS if spec.sealed_from is None]
         self._upserts = [sql for spec in hourly for sql in upsert_statements(spec, stage, dialect)]
-        self._units = _units(stage, dialect)
+        marked = [spec.name for spec in hourly if spec.name in CACHED] if marks else []
+        self._mark_hours = [
+            mark_statement(name, stage.name, dialect, days=False, bounded=False) for name in marked
+        ]
+        self._units = _units(stage, dialect, marks=marks)
         low, high = marker(dialect, "low"), marker(dialect, "high")
         self._any_late = f"SELECT 1 FROM spend_stage WHERE bucket >= {low} AND bucket < {high}"
         self._clear = str(stage.delete().compile(dialect=dialect))
@@ -181,12 +197,16 @@ class RollupWriter:
                 return False
         for sql in (*self._prologue, *self._move, *self._upserts):
             connection.exec_driver_sql(sql)
+        token = {"token": uuid.uuid4().hex}
+        for sql in self._mark_hours:
+            connection.exec_driver_sql(sql, token)
         sealed = sealed_until(connection)
         if sealed and self._any(connection, _EPOCH, max(sealed.values())):
             for unit in self._units:  # late events: rows of days a unit already holds
                 if unit.name in sealed:
                     for sql in unit.late:
-                        connection.exec_driver_sql(sql, self._range(_EPOCH, sealed[unit.name]))
+                        bounds = self._range(_EPOCH, sealed[unit.name])
+                        connection.exec_driver_sql(sql, {**bounds, **token})
         connection.exec_driver_sql(self._clear)
         if now is not None:
             self.seal(connection, now, budget_s=seal_budget_s)
@@ -204,6 +224,7 @@ class RollupWriter:
         started = time.perf_counter()
         target = _floor_day(now - SEAL_AFTER)
         sealed = sealed_until(connection)
+        token = {"token": uuid.uuid4().hex}
         done = 0
         for unit in self._units:
             high = min(target, sealed.get("spend_daily", _EPOCH)) if unit.after_daily else target
@@ -213,7 +234,7 @@ class RollupWriter:
             if budget_s is not None and done and time.perf_counter() - started > budget_s:
                 break
             for sql in unit.sealing:
-                connection.exec_driver_sql(sql, self._range(low, high))
+                connection.exec_driver_sql(sql, {**self._range(low, high), **token})
             connection.execute(spend_sealed.delete().where(spend_sealed.c.name == unit.name))
             connection.execute(spend_sealed.insert().values(name=unit.name, until=high))
             sealed[unit.name] = high
@@ -257,17 +278,22 @@ def stored_ids(connection: Connection, event_ids: Collection[str]) -> set[str]:
 
 
 def rebuild(
-    connection: Connection, progress: Callable[[datetime, datetime], None] | None = None
+    connection: Connection,
+    progress: Callable[[datetime, datetime], None] | None = None,
+    *,
+    marks: bool = True,
 ) -> None:
     """Empty the rollups and roll up every stored event again, a day at a time (each day's
     ``progress(day, last_day)`` after it), then seal the days that have ended, in
-    ``connection``'s transaction (on SQLite it must hold the write lock)."""
-    for table in (*rollup_tables.values(), spend_pending, spend_sealed):
+    ``connection``'s transaction (on SQLite it must hold the write lock). ``marks``: as
+    ``RollupWriter`` takes it."""
+    tables = (*rollup_tables.values(), spend_pending, spend_sealed)
+    for table in (*tables, spend_marks) if marks else tables:
         connection.execute(table.delete())
     first, last = connection.execute(select(func.min(events.c.ts), func.max(events.c.ts))).one()
     if first is None:
         return
-    writer = RollupWriter(connection.dialect)
+    writer = RollupWriter(connection.dialect, marks=marks)
     day = _floor_day(first)
     while day <= last:
         writer.backfill(connection, day, day + _DAY)

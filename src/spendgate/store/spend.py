@@ -14,6 +14,9 @@ How a range ``[since, until)`` is answered (``plan``):
 - otherwise (``session_id`` / ``workflow_id`` named, or ``distinct=True``) all from ``events``,
   using the same aggregate expressions (``store.rollup_sql.event_measures``).
 
+A part that only a full rollup answers is summed from ``store.rollup_cache`` when one is given
+(its columnar copies of those slots, checked against the writer's tokens in the same snapshot).
+
 Each part is one ``SELECT … GROUP BY``, all in one snapshot of the database (SQLite's read
 transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running meanwhile is seen entirely or
 not at all; the caller adds the parts up (sums are additive).
@@ -39,6 +42,7 @@ from sqlalchemy import (
     select,
 )
 
+from spendgate.store.rollup_cache import RollupCache
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import (
@@ -180,6 +184,7 @@ def sum_spend(
     grain: str | None = None,
     distinct: bool = False,
     latency: bool = True,
+    cache: RollupCache | None = None,
 ) -> list[SpendSums]:
     """Additive spend sums per group and ``grain`` slot, one entry per group, slot and part
     (see ``plan``): the caller adds up equal keys (a subtracted part's sums come negated) and
@@ -188,6 +193,7 @@ def sum_spend(
     SQL (hourly and daily rollups nest in every coarser grain).
     Distinct counts are exact for the ``grain`` given (do not merge them across slots).
     ``latency=False`` leaves out the latency sums and histogram (about half the columns).
+    ``cache``: the parts it ``covers`` are summed from its columnar copies (same answers).
     Fields must be in ``DIMENSIONS``; a filter value ``""`` matches a missing value."""
     filters = dict(filters or {})
     unknown = sorted((set(group_by) | set(filters)) - set(DIMENSIONS))
@@ -204,8 +210,35 @@ def sum_spend(
         sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
         for planned in parts:
             for part in _with_table(planned, fields, sealed):
-                out.extend(_run(connection, part, ask))
+                if cache is not None and cache.covers(part.table, part.start, part.end):
+                    out.extend(_cached(connection, cache, part, ask))
+                else:
+                    out.extend(_run(connection, part, ask))
     return out
+
+
+def _cached(connection: Connection, cache: RollupCache, part: Part, ask: Ask) -> list[SpendSums]:
+    names = ask.measures
+    negate = part.sign < 0
+    found = cache.group(
+        connection,
+        part.table,
+        part.start,
+        part.end,
+        group_by=ask.group_by,
+        filters=ask.filters,
+        grain=ask.grain,
+        measures=names,
+    )
+    return [
+        SpendSums(
+            tuple([value or None for value in keys]),
+            slot,
+            tuple([-value for value in values]) if negate else values,
+            names,
+        )
+        for keys, slot, values in found
+    ]
 
 
 def _with_table(part: Part, fields: set[str], sealed: dict[str, datetime]) -> list[Part]:

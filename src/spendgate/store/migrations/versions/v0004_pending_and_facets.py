@@ -86,6 +86,7 @@ def upgrade() -> None:
         lambda day, last: log.info(
             "spend rollups: %s of %s", f"{day:%Y-%m-%d}", f"{last:%Y-%m-%d}"
         ),
+        marks=False,  # spend_marks comes in 0005, which marks what this built
     )
 
 

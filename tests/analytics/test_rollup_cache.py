@@ -1,0 +1,141 @@
+"""The in-memory rollup cache (``store.rollup_cache``) on SQLite and PostgreSQL: its answers
+match sums computed here from the events, and it never answers a slot that another store (a
+replica, a process) has changed since it was loaded."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from test_spend_windows import T0, answered, expected, made_events
+
+from spendgate.analytics import SpendQuery
+from spendgate.events import Event
+from spendgate.store import Store, open_store
+from spendgate.store.engine import BEGIN_MODE
+from spendgate.store.rollups import rebuild
+from spendgate.store.schema import spend_marks
+
+WIDE = "department,region,status"  # only the full rollups hold these three together
+
+
+def late_events(count: int, day: int) -> list[Event]:
+    rng = random.Random(day)
+    return [
+        Event(
+            ts=T0 + timedelta(days=day, hours=3, minutes=rng.randrange(60)),
+            department="late-dept",
+            region="us-east-1",
+            status="ok",
+            input_tokens=100,
+            cost_usd=Decimal("0.25"),
+        )
+        for _ in range(count)
+    ]
+
+
+def check(store: Store, made: list[Event], query: SpendQuery) -> None:
+    assert answered(store, query) == expected(made, query), query
+
+
+def test_a_change_made_by_another_store_is_seen(store: Store, db_url: str) -> None:
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    days = SpendQuery.of(T0, T0 + timedelta(days=4), group_by=WIDE)
+    edges = SpendQuery.of(T0 + timedelta(hours=2), T0 + timedelta(days=2, hours=5), group_by=WIDE)
+    for query in (days, edges):
+        check(store, made, query)
+    stats = store.rollup_cache.stats
+    loads = stats.loads
+    assert loads > 0
+    check(store, made, days)
+    assert stats.loads == loads  # nothing changed: every slot from memory
+
+    other = open_store(db_url)  # another replica: its writes reach this store's cache only
+    try:  # through the tokens in the database
+        late = late_events(5, day=2)
+        other.insert_events(late)
+        other.fold()  # day 2 is sealed: the late rows go into its daily and hourly slots
+    finally:
+        other.close()
+    made += late
+    check(store, made, days)
+    assert stats.loads == loads + 1  # only day 2 was read again
+    check(store, made, edges)  # its hours up to 05:00 are the edge query's hourly part
+    assert stats.loads == loads + 2  # and only the changed hour of them
+    assert answered(store, days)[("late-dept", "us-east-1", "ok")] == (5, 500, Decimal("1.25"))
+
+
+def test_a_rebuild_is_seen(store: Store) -> None:
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    query = SpendQuery.of(T0, T0 + timedelta(days=5), group_by=WIDE, bucket="day")
+    check(store, made, query)
+    loads = store.rollup_cache.stats.loads
+    connection = store.engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+    with connection, connection.begin():
+        rebuild(connection)
+    check(store, made, query)
+    assert store.rollup_cache.stats.loads == 2 * loads  # every slot has a new token
+
+
+def test_every_cached_slot_has_a_token(store: Store) -> None:
+    store.insert_events(made_events())
+    store.fold()
+    with store.engine.connect() as connection:
+        marks = connection.execute(select(spend_marks.c.name, spend_marks.c.bucket)).all()
+    names = {name for name, _ in marks}
+    assert names == {"spend_hourly", "spend_daily"}
+    assert len({bucket for name, bucket in marks if name == "spend_daily"}) == 9
+
+
+def test_a_small_cache_drops_slots_and_stays_right(db_url: str, store: Store) -> None:
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    query = SpendQuery.of(T0, T0 + timedelta(days=9), group_by=WIDE, bucket="day")
+    small = open_store(db_url, cache_bytes=50_000)  # two or three days
+    try:
+        for _ in range(2):
+            check(small, made, query)
+        cache = small.rollup_cache
+        assert 0 < cache.size_bytes <= 50_000
+        assert cache.stats.loads == 18  # every day twice: dropped before it was asked again
+    finally:
+        small.close()
+    off = open_store(db_url, cache_bytes=0)
+    try:
+        check(off, made, query)
+        assert off.rollup_cache.stats.loads == off.rollup_cache.stats.hits == 0
+    finally:
+        off.close()
+
+
+def test_filters_and_unknown_values(store: Store) -> None:
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    for filters in ({"project": "a", "user_id": ""}, {"project": "no-such-project"}):
+        query = SpendQuery.of(T0, T0 + timedelta(days=6), group_by=WIDE, filters=filters)
+        check(store, made, query)
+    assert answered(store, query) == {}
+
+
+def test_threads_share_one_cache(store: Store) -> None:
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    queries = [
+        SpendQuery.of(T0, T0 + timedelta(days=d, hours=h), group_by=WIDE, bucket="day")
+        for d in (2, 5, 8)
+        for h in (0, 3, 13)
+    ]
+    wanted = [expected(made, query) for query in queries]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda q: answered(store, q), queries * 3))
+    assert got == wanted * 3
