@@ -192,3 +192,21 @@ def _cut(sock: socket.socket) -> None:
     with suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+def marked_slots(engine: Any) -> dict[str, int]:
+    """Asserts that every slot each rollup holds has a token in ``spend_marks``, and no other
+    slot does; returns the number of slots per rollup."""
+    from sqlalchemy import select
+
+    from spendgate.store.schema import ROLLUP_SPECS, rollup_tables, spend_marks
+
+    with engine.connect() as connection:
+        marks = set(connection.execute(select(spend_marks.c.name, spend_marks.c.bucket)))
+        out = {}
+        for spec in ROLLUP_SPECS:
+            table = rollup_tables[spec.name]
+            buckets = set(connection.execute(select(table.c.bucket).distinct()).scalars())
+            assert {b for n, b in marks if n == spec.name} == buckets, spec.name
+            out[spec.name] = len(buckets)
+    return out

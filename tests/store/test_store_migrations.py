@@ -8,12 +8,14 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect
 
 from spendgate.events import Event
 from spendgate.store import Store, migrate
 from spendgate.store.engine import make_engine, parse_url
-from spendgate.store.schema import CACHED, metadata, rollup_tables, spend_marks
+from spendgate.store.schema import ROLLUP_SPECS, metadata
+
+from helpers import marked_slots
 
 
 def differences(engine: Engine) -> list[Any]:
@@ -56,7 +58,7 @@ def test_reopening_a_migrated_database_changes_nothing(db_url: str, store: Store
 
 def test_rollups_built_before_0005_get_their_slot_tokens(store: Store) -> None:
     """From 0003 up, with events stored: 0004 rebuilds the rollups (before ``spend_marks``
-    exists) and 0005 gives every slot of the cached rollups a token."""
+    exists) and 0005 gives every slot of every rollup a token."""
     base = datetime(2026, 5, 4, 22, tzinfo=UTC)
     store.insert_events(
         [Event(ts=base + timedelta(hours=h), department="eng", input_tokens=h) for h in range(30)]
@@ -65,10 +67,5 @@ def test_rollups_built_before_0005_get_their_slot_tokens(store: Store) -> None:
     migrate.downgrade(store.engine, "0003")
     migrate.upgrade(store.engine)
     assert differences(store.engine) == []
-    with store.engine.connect() as connection:
-        marks = set(connection.execute(select(spend_marks.c.name, spend_marks.c.bucket)))
-        for name in CACHED:
-            table = rollup_tables[name]
-            buckets = set(connection.execute(select(table.c.bucket).distinct()).scalars())
-            assert {b for n, b in marks if n == name} == buckets
-            assert len(buckets) == (30 if name == "spend_hourly" else 3)
+    slots = marked_slots(store.engine)
+    assert slots == {spec.name: 30 if spec.grain == "hour" else 3 for spec in ROLLUP_SPECS}

@@ -1,25 +1,24 @@
-"""An in-memory, columnar copy of the full rollups' slots, summed with Arrow's vectorised
-group-by.
+"""An in-memory, columnar copy of the rollups' slots, summed with Arrow's vectorised group-by.
 
-The full rollups (``schema.CACHED``: ``spend_hourly``, ``spend_daily``) answer what no smaller
-rollup holds: three or more fields from different families. A 30-day question reads every row
-of 30 days of ``spend_daily`` (hundreds of thousands at 10 M events), which a row-at-a-time SQL
-engine cannot sum in a few hundred milliseconds. Here each slot (an hour of ``spend_hourly``,
-a day of ``spend_daily``) is loaded once into an Arrow table and summed in C++.
+A 30-day question reads tens or hundreds of thousands of rollup rows at 10 M events (the full
+``spend_daily``: ~650,000), which a row-at-a-time SQL engine sums slowly. Here each slot (one
+hour or day of a rollup; of a facet or pair rollup, one dimension's rows of it) is loaded once
+into an Arrow table and summed in C++ from then on.
 
-Nothing stale is ever answered: the writer gives a slot a new token in ``spend_marks`` in the
-transaction that changes its rows (``store.rollups``). A query reads its slots' tokens in its
-own snapshot and reloads, in that snapshot, each slot whose token differs from the copy's; so
-the cache answers exactly what SQL would in the same snapshot, across processes and replicas.
+Nothing stale is ever answered: the writer gives a rollup's slot a new token in ``spend_marks``
+in the transaction that changes its rows (``store.rollups``). A query reads its slots' tokens
+in its own snapshot and reloads, in that snapshot, each slot whose token differs from the
+copy's; so the cache answers exactly what SQL would in the same snapshot, across processes and
+replicas.
 
-Dimension values are kept as ``int32`` codes of one dictionary per dimension (growing only);
-measures as ``int64``. The least recently used slots are dropped past ``max_bytes``.
+Key values are kept as ``int32`` codes of one dictionary per column (growing only); measures
+as ``int64``. The least recently used slots are dropped past ``max_bytes``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,18 +29,14 @@ import pyarrow.compute as pc
 from sqlalchemy import ColumnElement, Connection, literal_column, select
 
 from spendgate.store.rollup_sql import truncate
-from spendgate.store.schema import (
-    CACHED,
-    ROLLUP_DIMENSIONS,
-    ROLLUP_MEASURES,
-    rollup_tables,
-    spend_marks,
-)
+from spendgate.store.schema import ROLLUP_MEASURES, ROLLUP_SPECS, rollup_tables, spend_marks
 from spendgate.store.types import UTCDateTime
 
 DEFAULT_BYTES = 1 << 30
-# The longest part a cache answers (longer ones go to SQL): every slot of it is held at once.
-MAX_SPAN = {"spend_hourly": timedelta(hours=72), "spend_daily": timedelta(days=92)}
+# The longest part a cache answers, by grain (longer ones go to SQL): every slot of it is held
+# at once.
+MAX_SPAN = {"hour": timedelta(hours=72), "day": timedelta(days=92)}
+_GRAIN = {spec.name: spec.grain for spec in ROLLUP_SPECS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +54,16 @@ class CacheStats:
 
 
 class RollupCache:
-    """Columnar copies of ``CACHED`` rollup slots, for one database (one per ``Store``).
-    Safe to share between threads."""
+    """Columnar copies of rollup slots, for one database (one per ``Store``). Safe to share
+    between threads."""
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._slots: OrderedDict[tuple[str, datetime], _Slot] = OrderedDict()
+        self._slots: OrderedDict[tuple[str, str, datetime], _Slot] = OrderedDict()
         self._bytes = 0
-        self._codes: dict[str, dict[str, int]] = {d: {} for d in ROLLUP_DIMENSIONS}
-        self._values: dict[str, list[str]] = {d: [] for d in ROLLUP_DIMENSIONS}
+        self._codes: defaultdict[str, dict[str, int]] = defaultdict(dict)  # by column
+        self._values: defaultdict[str, list[str]] = defaultdict(list)
         self.stats = CacheStats()
 
     @property
@@ -77,7 +72,8 @@ class RollupCache:
 
     def covers(self, table: str, start: datetime, end: datetime) -> bool:
         """Whether the cache answers the rows of ``table`` in ``[start, end)``."""
-        return self._max_bytes > 0 and table in CACHED and end - start <= MAX_SPAN[table]
+        grain = _GRAIN.get(table)
+        return self._max_bytes > 0 and grain is not None and end - start <= MAX_SPAN[grain]
 
     def clear(self) -> None:
         with self._lock:
@@ -91,20 +87,22 @@ class RollupCache:
         start: datetime,
         end: datetime,
         *,
+        dimension: str | None,
         group_by: Sequence[str],
         filters: Sequence[tuple[str, str]],
         grain: str | None,
         measures: Sequence[str],
     ) -> list[tuple[tuple[str, ...], datetime | None, tuple[int, ...]]]:
-        """Sums of ``measures`` per ``group_by`` values (``''`` for missing, as the rollups
-        keep them) and ``grain`` slot (``None``: no slot) over the rows of ``table`` in
-        ``[start, end)`` matching every ``filters`` equality, read in ``connection``'s
-        snapshot. Groups with no rows are not returned."""
+        """Sums of ``measures`` per values of the columns ``group_by`` (``''`` for missing,
+        as the rollups keep them) and ``grain`` slot (``None``: no slot) over the rows of
+        ``table`` in ``[start, end)`` (of a facet or pair rollup: those whose ``dimension``
+        is ``dimension``) matching every ``filters`` equality (column, value), read in
+        ``connection``'s snapshot. Groups with no rows are not returned."""
         loaded = [
-            (self._get(connection, table, bucket, token), slot)
+            (self._get(connection, (table, dimension or "", bucket), token), slot)
             for bucket, token, slot in _marks(connection, table, start, end, grain)
         ]
-        codes = {field: self._codes[field].get(value) for field, value in filters}
+        codes = {column: self._codes[column].get(value) for column, value in filters}
         if any(code is None for code in codes.values()):
             return []  # a value no slot holds: no row matches
         pieces, slots = _selected(loaded, codes, [*group_by, *measures], slotted=grain is not None)
@@ -131,19 +129,18 @@ class RollupCache:
             )
         )
 
-    def _decoded(self, field: str, codes: list[int]) -> list[str]:
-        values = self._values[field]
+    def _decoded(self, column: str, codes: list[int]) -> list[str]:
+        values = self._values[column]
         return [values[code] for code in codes]
 
-    def _get(self, connection: Connection, table: str, bucket: datetime, token: str) -> pa.Table:
-        key = (table, bucket)
+    def _get(self, connection: Connection, key: tuple[str, str, datetime], token: str) -> pa.Table:
         with self._lock:
             held = self._slots.get(key)
             if held is not None and held.token == token:
                 self._slots.move_to_end(key)
                 self.stats.hits += 1
                 return held.table
-        rows = _load(connection, table, bucket)
+        rows = _load(connection, *key)
         with self._lock:
             loaded = self._encoded(rows)
             old = self._slots.pop(key, None)
@@ -158,11 +155,14 @@ class RollupCache:
         return loaded
 
     def _encoded(self, rows: dict[str, list[Any]]) -> pa.Table:
-        """A slot's rows as Arrow columns: dimensions as codes of the cache's dictionaries
+        """A slot's rows as Arrow columns: key values as codes of the cache's dictionaries
         (the caller holds the lock: the dictionaries grow here)."""
         columns: dict[str, pa.Array] = {}
-        for field in ROLLUP_DIMENSIONS:
-            encoded = pa.array(rows[field], pa.string()).dictionary_encode()
+        for field, column in rows.items():
+            if field in ROLLUP_MEASURES:
+                columns[field] = pa.array(column, pa.int64())
+                continue
+            encoded = pa.array(column, pa.string()).dictionary_encode()
             known, values = self._codes[field], self._values[field]
             remap = []
             for value in encoded.dictionary.to_pylist():
@@ -171,8 +171,6 @@ class RollupCache:
                     values.append(value)
                 remap.append(known[value])
             columns[field] = pa.array(remap, pa.int32()).take(encoded.indices)
-        for name in ROLLUP_MEASURES:
-            columns[name] = pa.array(rows[name], pa.int64())
         return pa.table(columns)
 
 
@@ -224,11 +222,17 @@ def _marks(
     return [(bucket, token, cut) for bucket, token, cut in connection.execute(query)]
 
 
-def _load(connection: Connection, table: str, bucket: datetime) -> dict[str, list[Any]]:
-    """The rows of one slot, column by column."""
+def _load(
+    connection: Connection, table: str, dimension: str, bucket: datetime
+) -> dict[str, list[Any]]:
+    """The rows of one slot (of a facet or pair rollup: of one ``dimension``), column by
+    column: the key columns but ``bucket`` and ``dimension``, then the measures."""
     rollup = rollup_tables[table]
-    names = (*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
+    keys = [c.name for c in rollup.primary_key.columns if c.name not in ("bucket", "dimension")]
+    names = (*keys, *ROLLUP_MEASURES)
     query = select(*(rollup.c[n] for n in names)).where(rollup.c.bucket == bucket)
+    if dimension:
+        query = query.where(rollup.c.dimension == dimension)
     rows = connection.execute(query).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     return {name: list(column) for name, column in zip(names, columns, strict=True)}

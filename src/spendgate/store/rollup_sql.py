@@ -237,17 +237,20 @@ def source_of(spec: RollupSpec) -> Table:
     return rollup_tables[spec.sealed_from]
 
 
-def mark_statement(name: str, source: str, dialect: Dialect, *, days: bool, bounded: bool) -> str:
+def mark_statement(
+    name: str, source: str, dialect: Dialect, *, days: bool, bounded: bool, of: str | None = None
+) -> str:
     """SQL that gives every slot of the rollup ``name`` that ``source``'s rows fall in (the
-    stage, or the rollup itself) a new token in ``spend_marks`` (the ``:token`` parameter):
-    ``days``: the slots are the days of ``source``'s hourly buckets; ``bounded``: only the
-    ``source`` rows in ``[:low, :high)``."""
+    stage, or ``spend_marks`` itself: the slots of the rollup ``of`` that ``name`` is sealed
+    from) a new token in ``spend_marks`` (the ``:token`` parameter): ``days``: the slots are
+    the days of ``source``'s hourly buckets; ``bounded``: only the ``source`` rows in
+    ``[:low, :high)``."""
     bucket = "bucket"
     if days:
         bucket = truncate(literal_column("bucket"), "day", dialect.name).name
-    where = "true"
+    where = "true" if of is None else f"name = '{of}'"
     if bounded:
-        where = f"bucket >= {marker(dialect, 'low')} AND bucket < {marker(dialect, 'high')}"
+        where += f" AND bucket >= {marker(dialect, 'low')} AND bucket < {marker(dialect, 'high')}"
     token = f"CAST({marker(dialect, 'token')} AS TEXT)"
     return (
         f"INSERT INTO spend_marks (name, bucket, token) SELECT CAST('{name}' AS TEXT), "

@@ -38,7 +38,6 @@ from spendgate.store.rollup_sql import (
     upsert_statements,
 )
 from spendgate.store.schema import (
-    CACHED,
     ROLLUP_SPECS,
     SEALED_SPECS,
     RollupSpec,
@@ -87,29 +86,46 @@ def unit_name(spec: RollupSpec, fields: Collection[str]) -> str:
 @dataclass(frozen=True, slots=True)
 class _Unit:
     """What one sealing step fills: its SQL from the finer rollup (``sealing``) and from the
-    stage for late events (``late``), both over ``[:low, :high)``."""
+    stage for late events (``late``), both over ``[:low, :high)``, each followed by the
+    statements that renew the tokens of the slots they fill (``marking``, ``late_marking``)."""
 
     name: str
     sealing: tuple[str, ...]
     late: tuple[str, ...]
     after_daily: bool  # summed from spend_daily: never sealed past it
+    marking: tuple[str, ...] = ()
+    late_marking: tuple[str, ...] = ()
 
 
 def _units(stage: Table, dialect: Dialect, *, marks: bool) -> list[_Unit]:
     units = []
     for spec in SEALED_SPECS:
+        source = source_of(spec).name
         sealing = upsert_statements(spec, source_of(spec), dialect, bounded=True)
         late = upsert_statements(spec, stage, dialect, bounded=True)
-        if marks and spec.name in CACHED:  # the slots they fill get new tokens
-            sealing.append(mark_statement(spec.name, spec.name, dialect, days=False, bounded=True))
-            late.append(mark_statement(spec.name, stage.name, dialect, days=True, bounded=True))
-        after_daily = spec.sealed_from == "spend_daily"
+        marking: tuple[str, ...] = ()
+        late_marking: tuple[str, ...] = ()
+        if marks:  # a day gets a new token when its source's slots have one (or late rows)
+            days = source != "spend_daily"
+            marking = (
+                mark_statement(
+                    spec.name, "spend_marks", dialect, days=days, bounded=True, of=source
+                ),
+            )
+            late_marking = (
+                mark_statement(spec.name, stage.name, dialect, days=True, bounded=True),
+            )
+        after_daily = source == "spend_daily"
         if spec.pairs:  # one statement per pair in both lists, in spec.pairs order
             for pair, seal_sql, late_sql in zip(spec.pairs, sealing, late, strict=True):
                 name = unit_name(spec, pair)
-                units.append(_Unit(name, (seal_sql,), (late_sql,), after_daily))
+                units.append(
+                    _Unit(name, (seal_sql,), (late_sql,), after_daily, marking, late_marking)
+                )
         else:
-            units.append(_Unit(spec.name, tuple(sealing), tuple(late), after_daily))
+            units.append(
+                _Unit(spec.name, tuple(sealing), tuple(late), after_daily, marking, late_marking)
+            )
     return units
 
 
@@ -129,7 +145,7 @@ class RollupWriter:
       far each unit is. A fold adds the rows of days a unit already holds (events that arrive
       late, such as imported logs) to it as well.
 
-    Every slot of a ``CACHED`` rollup that a fold or seal changes gets a new token in
+    Every slot of a rollup that a fold or seal changes gets a new token in
     ``spend_marks`` in the same transaction (``marks=False``: not, for the schema before
     migration 0005, which has no ``spend_marks``).
 
@@ -146,7 +162,7 @@ class RollupWriter:
         self._move = move_statements(dialect.name)
         hourly = [spec for spec in ROLLUP_SPECS if spec.sealed_from is None]
         self._upserts = [sql for spec in hourly for sql in upsert_statements(spec, stage, dialect)]
-        marked = [spec.name for spec in hourly if spec.name in CACHED] if marks else []
+        marked = [spec.name for spec in hourly] if marks else []
         self._mark_hours = [
             mark_statement(name, stage.name, dialect, days=False, bounded=False) for name in marked
         ]
@@ -204,8 +220,10 @@ class RollupWriter:
         if sealed and self._any(connection, _EPOCH, max(sealed.values())):
             for unit in self._units:  # late events: rows of days a unit already holds
                 if unit.name in sealed:
+                    bounds = self._range(_EPOCH, sealed[unit.name])
                     for sql in unit.late:
-                        bounds = self._range(_EPOCH, sealed[unit.name])
+                        connection.exec_driver_sql(sql, bounds)
+                    for sql in unit.late_marking:
                         connection.exec_driver_sql(sql, {**bounds, **token})
         connection.exec_driver_sql(self._clear)
         if now is not None:
@@ -234,6 +252,8 @@ class RollupWriter:
             if budget_s is not None and done and time.perf_counter() - started > budget_s:
                 break
             for sql in unit.sealing:
+                connection.exec_driver_sql(sql, self._range(low, high))
+            for sql in unit.marking:
                 connection.exec_driver_sql(sql, {**self._range(low, high), **token})
             connection.execute(spend_sealed.delete().where(spend_sealed.c.name == unit.name))
             connection.execute(spend_sealed.insert().values(name=unit.name, until=high))

@@ -310,13 +310,9 @@ spend_sealed = Table(
     Column("until", UTCDateTime, nullable=False),
 )
 
-# The rollups whose slots ``store.rollup_cache`` keeps in memory: the full ones, which answer
-# what no smaller rollup holds (three or more fields from different families).
-CACHED = ("spend_hourly", "spend_daily")
-
-# A token per slot (an hour or day) of each ``CACHED`` rollup, new whenever the writer changes
-# that slot's rows (a fold, late events, sealing, a rebuild): a cached copy whose token still
-# matches holds exactly the rows the database holds.
+# A token per slot (an hour or day) of each rollup, new whenever the writer changes that slot's
+# rows (a fold, late events, sealing, a rebuild): a copy in ``store.rollup_cache`` whose token
+# still matches holds exactly the rows the database holds.
 spend_marks = Table(
     "spend_marks",
     metadata,

@@ -14,8 +14,8 @@ How a range ``[since, until)`` is answered (``plan``):
 - otherwise (``session_id`` / ``workflow_id`` named, or ``distinct=True``) all from ``events``,
   using the same aggregate expressions (``store.rollup_sql.event_measures``).
 
-A part that only a full rollup answers is summed from ``store.rollup_cache`` when one is given
-(its columnar copies of those slots, checked against the writer's tokens in the same snapshot).
+Each rollup part is summed from ``store.rollup_cache`` when one is given (its columnar copies
+of the slots, checked against the writer's tokens in the same snapshot), else in SQL.
 
 Each part is one ``SELECT … GROUP BY``, all in one snapshot of the database (SQLite's read
 transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running meanwhile is seen entirely or
@@ -220,13 +220,15 @@ def sum_spend(
 def _cached(connection: Connection, cache: RollupCache, part: Part, ask: Ask) -> list[SpendSums]:
     names = ask.measures
     negate = part.sign < 0
+    dimension, columns = _layout(part, ask)
     found = cache.group(
         connection,
         part.table,
         part.start,
         part.end,
-        group_by=ask.group_by,
-        filters=ask.filters,
+        dimension=dimension,
+        group_by=[columns[name] for name in ask.group_by],
+        filters=[(columns[name], value) for name, value in ask.filters],
         grain=ask.grain,
         measures=names,
     )
@@ -312,23 +314,28 @@ def _rollup_query(part: Part, ask: Ask, dialect: str) -> Select[Any]:
 def _columns(
     table: Table, part: Part, ask: Ask
 ) -> tuple[dict[str, ColumnElement[Any]], list[ColumnElement[bool]]]:
-    """Where each asked field is in ``table``, and the condition that picks its rows. A facet
-    or pair rollup keeps a field's values in ``value`` (``value_2``) of the rows whose
-    ``dimension`` names it; with no field named, the rows of ``source`` (every event has
-    exactly one value of each dimension)."""
+    """Each asked field's column in ``table`` and the condition that picks its rows
+    (``_layout``)."""
+    dimension, names = _layout(part, ask)
+    columns: dict[str, ColumnElement[Any]] = {f: table.c[n] for f, n in names.items()}
+    return columns, [] if dimension is None else [table.c.dimension == dimension]
+
+
+def _layout(part: Part, ask: Ask) -> tuple[str | None, dict[str, str]]:
+    """Which rows of ``part``'s table hold the asked fields (the ``dimension`` of a facet or
+    pair rollup; ``None``: every row) and the column holding each field. A facet or pair
+    rollup keeps a field's values in ``value`` (``value_2``) of the rows whose ``dimension``
+    names it; with no field named, the rows of ``source`` (every event has exactly one value
+    of each dimension)."""
     fields = {*ask.group_by, *(name for name, _ in ask.filters)}
     spec = SPECS.get(part.table)
-    columns: dict[str, ColumnElement[Any]]
     if spec is None or not (spec.facets or spec.pairs):
-        columns = {name: table.c[name] for name in fields}
-        return columns, []
+        return None, {name: name for name in fields}
     if len(fields) == 2:
         first, second = pair_of(fields)
-        columns = {first: table.c.value, second: table.c.value_2}
-        return columns, [table.c.dimension == f"{first},{second}"]
+        return f"{first},{second}", {first: "value", second: "value_2"}
     (dimension,) = fields or {"source"}
-    columns = {dimension: table.c.value}
-    return columns, [table.c.dimension == dimension]
+    return dimension, {dimension: "value"}
 
 
 def _events_query(dialect: str, part: Part, ask: Ask) -> Select[Any]:
