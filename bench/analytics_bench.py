@@ -405,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_queries:
             run_queries(store, args.repeat)
             run_queries(store, args.repeat, latency=False)
+            cache = store.rollup_cache
+            print(f"\nrollup cache: {cache.size_bytes / 2**20:,.0f} MB in {cache.slot_count} slots")
     finally:
         store.close()
     return 0

@@ -68,7 +68,12 @@ class RollupCache:
 
     @property
     def size_bytes(self) -> int:
+        """The memory the copies hold (their Arrow buffers)."""
         return self._bytes
+
+    @property
+    def slot_count(self) -> int:
+        return len(self._slots)
 
     def covers(self, table: str, start: datetime, end: datetime) -> bool:
         """Whether the cache answers the rows of ``table`` in ``[start, end)``."""
@@ -233,6 +238,10 @@ def _load(
     query = select(*(rollup.c[n] for n in names)).where(rollup.c.bucket == bucket)
     if dimension:
         query = query.where(rollup.c.dimension == dimension)
-    rows = connection.execute(query).fetchall()
+    result = connection.execute(query)
+    try:  # the driver's own tuples: these columns need no conversion, so no Row objects
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     return {name: list(column) for name, column in zip(names, columns, strict=True)}
