@@ -100,9 +100,10 @@ def gateway_store(
 @contextlib.contextmanager
 def store_at(url: str) -> Iterator[Store]:
     """The store at ``url``, closed afterwards; a database that cannot be opened or fails is a
-    one-line error."""
+    one-line error. Without the rollup cache: a command asks a question or two and exits, and
+    loading slots into memory only pays off from the second question over them."""
     try:
-        store = open_store(url)
+        store = open_store(url, cache_bytes=0)
     except (SQLAlchemyError, OSError) as err:
         shown = masked(parse_url(url))
         raise click.ClickException(f"cannot open the store {shown}: {describe(err)}") from None
