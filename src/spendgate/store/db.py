@@ -84,7 +84,7 @@ class Store:
 
     @property
     def rollup_cache(self) -> RollupCache:
-        """In-memory copies of the full rollups' slots, for spend queries
+        """In-memory copies of the rollups' slots, for spend queries
         (``store.rollup_cache``; ``cache_bytes=0``: off)."""
         return self._cache
 

@@ -153,7 +153,6 @@ class RollupWriter:
 
     def __init__(self, dialect: Dialect, *, marks: bool = True) -> None:
         self._dialect = dialect
-        self._marks = marks
         stage = stage_table(dialect)
         self._prologue = [
             str(CreateTable(stage, if_not_exists=True).compile(dialect=dialect)),
