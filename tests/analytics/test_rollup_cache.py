@@ -5,6 +5,7 @@ replica, a process) has changed since it was loaded."""
 from __future__ import annotations
 
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ from spendgate.analytics import SpendQuery
 from spendgate.events import Event
 from spendgate.store import Store, open_store
 from spendgate.store.engine import BEGIN_MODE
+from spendgate.store.rollup_cache import EAGER_SLOTS
 from spendgate.store.rollups import rebuild
 
 from helpers import marked_slots
@@ -48,12 +50,14 @@ def test_a_change_made_by_another_store_is_seen(store: Store, db_url: str) -> No
     days = SpendQuery.of(T0, T0 + timedelta(days=4), group_by=WIDE)
     edges = SpendQuery.of(T0 + timedelta(hours=2), T0 + timedelta(days=2, hours=5), group_by=WIDE)
     for query in (days, edges):
-        check(store, made, query)
+        check(store, made, query)  # in SQL, while the worker loads the slots
+    store.rollup_cache.wait()
     stats = store.rollup_cache.stats
-    loads = stats.loads
+    loads, hits = stats.loads, stats.hits
     assert loads > 0
     check(store, made, days)
     assert stats.loads == loads  # nothing changed: every slot from memory
+    assert stats.hits == hits + 4
 
     other = open_store(db_url)  # another replica: its writes reach this store's cache only
     try:  # through the tokens in the database
@@ -64,7 +68,7 @@ def test_a_change_made_by_another_store_is_seen(store: Store, db_url: str) -> No
         other.close()
     made += late
     check(store, made, days)
-    assert stats.loads == loads + 1  # only day 2 was read again
+    assert stats.loads == loads + 1  # only day 2 was read again, by the query itself
     check(store, made, edges)  # its hours up to 05:00 are the edge query's hourly part
     assert stats.loads == loads + 2  # and only the changed hour of them
     assert answered(store, days)[("late-dept", "us-east-1", "ok")] == (5, 500, Decimal("1.25"))
@@ -76,11 +80,13 @@ def test_a_rebuild_is_seen(store: Store) -> None:
     store.fold()
     query = SpendQuery.of(T0, T0 + timedelta(days=5), group_by=WIDE, bucket="day")
     check(store, made, query)
+    store.rollup_cache.wait()
     loads = store.rollup_cache.stats.loads
     connection = store.engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
     with connection, connection.begin():
         rebuild(connection)
     check(store, made, query)
+    store.rollup_cache.wait()
     assert store.rollup_cache.stats.loads == 2 * loads  # every slot has a new token
 
 
@@ -99,11 +105,12 @@ def test_a_small_cache_drops_slots_and_stays_right(db_url: str, store: Store) ->
     query = SpendQuery.of(T0, T0 + timedelta(days=9), group_by=WIDE, bucket="day")
     small = open_store(db_url, cache_bytes=50_000)  # two or three days
     try:
+        cache = small.rollup_cache
         for _ in range(2):
             check(small, made, query)
-        cache = small.rollup_cache
+            cache.wait()
         assert 0 < cache.size_bytes <= 50_000
-        assert cache.stats.loads == 18  # every day twice: dropped before it was asked again
+        assert cache.stats.loads > 9  # days were dropped, then loaded again
     finally:
         small.close()
     off = open_store(db_url, cache_bytes=0)
@@ -137,3 +144,27 @@ def test_threads_share_one_cache(store: Store) -> None:
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda q: answered(store, q), queries * 3))
     assert got == wanted * 3
+
+
+def workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "spendgate-rollup-cache"]
+
+
+def test_a_cold_range_is_answered_in_sql_while_a_worker_loads_it(db_url: str, store: Store) -> None:
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    query = SpendQuery.of(T0, T0 + timedelta(days=9), group_by=WIDE)  # 9 day slots
+    reader = open_store(db_url)
+    try:
+        cache = reader.rollup_cache
+        check(reader, made, query)  # more than EAGER_SLOTS to load: SQL answers
+        assert EAGER_SLOTS < 9
+        cache.wait()
+        assert cache.stats.loads == 9
+        check(reader, made, query)
+        assert cache.stats.loads == 9 and cache.stats.hits == 9
+        assert len(workers()) == 1
+    finally:
+        reader.close()
+    assert workers() == []  # close stops the worker

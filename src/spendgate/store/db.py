@@ -72,7 +72,7 @@ class Store:
         self._engine = engine
         self._inserter = EventInserter(engine)
         self._rollups = RollupWriter(engine.dialect)
-        self._cache = RollupCache(cache_bytes)
+        self._cache = RollupCache(cache_bytes, engine=engine)
         self._fold_interval_s = fold_interval_s
         self._folded_at = time.monotonic()
         self._pending = 0  # events this store staged since its last fold
@@ -115,7 +115,7 @@ class Store:
         except DBAPIError as exc:  # the rows stay pending: queries still count them
             log.warning("could not fold pending rollup rows at close: %s", exc)
         finally:
-            self._cache.clear()
+            self._cache.close()
             self._engine.dispose()
 
     def ping(self) -> bool:

@@ -11,12 +11,20 @@ in its own snapshot and reloads, in that snapshot, each slot whose token differs
 copy's; so the cache answers exactly what SQL would in the same snapshot, across processes and
 replicas.
 
+Loading is the slow step (every value passes through the database driver as a Python object:
+seconds for 30 days of the full ``spend_daily`` at 10 M events), so a query that finds more
+than ``EAGER_SLOTS`` of its slots missing or changed is answered in SQL, as without a cache,
+while a worker thread loads them for the next one; a few (the current hour, a day with late
+events) are loaded by the query itself.
+
 Key values are kept as ``int32`` codes of one dictionary per column (growing only); measures
 as ``int64``. The least recently used slots are dropped past ``max_bytes``.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
@@ -26,13 +34,18 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import ColumnElement, Connection, literal_column, select
+from sqlalchemy import ColumnElement, Connection, Engine, literal_column, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from spendgate.store.rollup_sql import truncate
 from spendgate.store.schema import ROLLUP_MEASURES, ROLLUP_SPECS, rollup_tables, spend_marks
 from spendgate.store.types import UTCDateTime
 
+log = logging.getLogger(__name__)
+
 DEFAULT_BYTES = 1 << 30
+# Slots a query loads itself; with more to load, SQL answers it and the worker loads them.
+EAGER_SLOTS = 4
 # The longest part a cache answers, by grain (longer ones go to SQL): every slot of it is held
 # at once.
 MAX_SPAN = {"hour": timedelta(hours=72), "day": timedelta(days=92)}
@@ -55,10 +68,16 @@ class CacheStats:
 
 class RollupCache:
     """Columnar copies of rollup slots, for one database (one per ``Store``). Safe to share
-    between threads."""
+    between threads. With an ``engine``, many slots to load are loaded by a worker thread
+    (see the module docstring); without, by the query that needs them. ``close`` stops the
+    worker."""
 
-    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_BYTES, *, engine: Engine | None = None) -> None:
         self._max_bytes = max_bytes
+        self._engine = engine
+        self._queue: queue.Queue[tuple[str, str, datetime, datetime] | None] = queue.Queue()
+        self._waiting: set[tuple[str, str, datetime, datetime]] = set()
+        self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
         self._slots: OrderedDict[tuple[str, str, datetime], _Slot] = OrderedDict()
         self._bytes = 0
@@ -85,6 +104,18 @@ class RollupCache:
             self._slots.clear()
             self._bytes = 0
 
+    def wait(self) -> None:
+        """Until the worker has loaded everything asked of it so far."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Stop the worker (after the load it is doing) and drop every copy."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._queue.put(None)
+            worker.join()
+        self.clear()
+
     def group(
         self,
         connection: Connection,
@@ -97,15 +128,21 @@ class RollupCache:
         filters: Sequence[tuple[str, str]],
         grain: str | None,
         measures: Sequence[str],
-    ) -> list[tuple[tuple[str, ...], datetime | None, tuple[int, ...]]]:
+    ) -> list[tuple[tuple[str, ...], datetime | None, tuple[int, ...]]] | None:
         """Sums of ``measures`` per values of the columns ``group_by`` (``''`` for missing,
         as the rollups keep them) and ``grain`` slot (``None``: no slot) over the rows of
         ``table`` in ``[start, end)`` (of a facet or pair rollup: those whose ``dimension``
         is ``dimension``) matching every ``filters`` equality (column, value), read in
-        ``connection``'s snapshot. Groups with no rows are not returned."""
+        ``connection``'s snapshot. Groups with no rows are not returned. ``None``: too many
+        slots are not in memory yet (the worker loads them): sum this part in SQL."""
+        marks = _marks(connection, table, start, end, grain)
+        sheet = dimension or ""
+        if self._engine is not None and self._cold(table, sheet, marks) > EAGER_SLOTS:
+            self._later((table, sheet, start, end))
+            return None
         loaded = [
-            (self._get(connection, (table, dimension or "", bucket), token), slot)
-            for bucket, token, slot in _marks(connection, table, start, end, grain)
+            (self._get(connection, (table, sheet, bucket), token), slot)
+            for bucket, token, slot in marks
         ]
         codes = {column: self._codes[column].get(value) for column, value in filters}
         if any(code is None for code in codes.values()):
@@ -133,6 +170,47 @@ class RollupCache:
                 strict=True,
             )
         )
+
+    def _cold(self, table: str, sheet: str, marks: list[tuple[datetime, str, Any]]) -> int:
+        """How many of the slots ``marks`` names are not in memory as they are now."""
+        with self._lock:
+            held = [(self._slots.get((table, sheet, bucket)), token) for bucket, token, _ in marks]
+        return sum(slot is None or slot.token != token for slot, token in held)
+
+    def _later(self, request: tuple[str, str, datetime, datetime]) -> None:
+        """Ask the worker to load the slots of ``(table, dimension, start, end)``."""
+        with self._lock:
+            if request in self._waiting:
+                return
+            self._waiting.add(request)
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._work, name="spendgate-rollup-cache", daemon=True
+                )
+                self._worker.start()
+        self._queue.put(request)
+
+    def _work(self) -> None:
+        while (request := self._queue.get()) is not None:
+            try:
+                self._load_range(*request)
+            except SQLAlchemyError as exc:  # the next query that needs them asks again
+                log.warning("rollup cache: could not load %s: %s", request[0], exc)
+            finally:
+                with self._lock:
+                    self._waiting.discard(request)
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _load_range(self, table: str, sheet: str, start: datetime, end: datetime) -> None:
+        """Load every slot of ``table`` (``sheet``: of that dimension) in ``[start, end)`` not
+        in memory, with the tokens of the same snapshot."""
+        assert self._engine is not None
+        with self._engine.connect() as connection:
+            if connection.dialect.name == "postgresql":  # tokens and rows of one snapshot
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            for bucket, token, _ in _marks(connection, table, start, end, None):
+                self._get(connection, (table, sheet, bucket), token)
 
     def _decoded(self, column: str, codes: list[int]) -> list[str]:
         values = self._values[column]

@@ -193,7 +193,8 @@ def sum_spend(
     SQL (hourly and daily rollups nest in every coarser grain).
     Distinct counts are exact for the ``grain`` given (do not merge them across slots).
     ``latency=False`` leaves out the latency sums and histogram (about half the columns).
-    ``cache``: the parts it ``covers`` are summed from its columnar copies (same answers).
+    ``cache``: the parts it ``covers`` are summed from its columnar copies (same answers),
+    once it holds their slots.
     Fields must be in ``DIMENSIONS``; a filter value ``""`` matches a missing value."""
     filters = dict(filters or {})
     unknown = sorted((set(group_by) | set(filters)) - set(DIMENSIONS))
@@ -210,14 +211,17 @@ def sum_spend(
         sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
         for planned in parts:
             for part in _with_table(planned, fields, sealed):
+                found = None
                 if cache is not None and cache.covers(part.table, part.start, part.end):
-                    out.extend(_cached(connection, cache, part, ask))
-                else:
-                    out.extend(_run(connection, part, ask))
+                    found = _cached(connection, cache, part, ask)
+                out.extend(_run(connection, part, ask) if found is None else found)
     return out
 
 
-def _cached(connection: Connection, cache: RollupCache, part: Part, ask: Ask) -> list[SpendSums]:
+def _cached(
+    connection: Connection, cache: RollupCache, part: Part, ask: Ask
+) -> list[SpendSums] | None:
+    """``part`` summed by ``cache``; ``None`` if the cache is still loading its slots."""
     names = ask.measures
     negate = part.sign < 0
     dimension, columns = _layout(part, ask)
@@ -232,6 +236,8 @@ def _cached(connection: Connection, cache: RollupCache, part: Part, ask: Ask) ->
         grain=ask.grain,
         measures=names,
     )
+    if found is None:
+        return None
     return [
         SpendSums(
             tuple([value or None for value in keys]),
