@@ -102,6 +102,10 @@ class GatewaySettings:
     unpriced_input_usd_per_mtok: str = "15"  # conservative rates for models without a price
     unpriced_output_usd_per_mtok: str = "75"
 
+    @property
+    def rollup_cache_bytes(self) -> int:
+        return self.rollup_cache_mb << 20
+
     def __post_init__(self) -> None:
         _check(0 < self.port < 65536 or self.port == 0, "port must be between 0 and 65535")
         _check(self.max_body_bytes > 0, "max_body_bytes must be positive")

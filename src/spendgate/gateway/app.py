@@ -72,7 +72,7 @@ def create_app(
     """The gateway. ``api_routes`` join the admin mount (``/api/v1``, admin token required);
     ``extra_routes`` are served at the top level (the web layer composes both: web/app.py)."""
     logs.configure(settings.log_format)
-    store = store or open_store(settings.db, cache_bytes=settings.rollup_cache_mb << 20)
+    store = store or open_store(settings.db, cache_bytes=settings.rollup_cache_bytes)
     upstream = upstream or Upstream(timeouts=_timeouts(settings), ssl_context=_ssl(settings))
     base = credentials or default_chain(settings.aws_profile)
     writer = EventWriter(

@@ -86,8 +86,9 @@ def unit_name(spec: RollupSpec, fields: Collection[str]) -> str:
 @dataclass(frozen=True, slots=True)
 class _Unit:
     """What one sealing step fills: its SQL from the finer rollup (``sealing``) and from the
-    stage for late events (``late``), both over ``[:low, :high)``, each followed by the
-    statements that renew the tokens of the slots they fill (``marking``, ``late_marking``)."""
+    stage for late events (``late``), both over ``[:low, :high)``, and the statements that
+    renew the tokens of the slots they fill (``marking``, ``late_marking``: run once per seal
+    or fold over the span of every unit sharing them)."""
 
     name: str
     sealing: tuple[str, ...]
@@ -217,13 +218,13 @@ class RollupWriter:
             connection.exec_driver_sql(sql, token)
         sealed = sealed_until(connection)
         if sealed and self._any(connection, _EPOCH, max(sealed.values())):
+            spans: dict[str, tuple[datetime, datetime]] = {}
             for unit in self._units:  # late events: rows of days a unit already holds
                 if unit.name in sealed:
-                    bounds = self._range(_EPOCH, sealed[unit.name])
                     for sql in unit.late:
-                        connection.exec_driver_sql(sql, bounds)
-                    for sql in unit.late_marking:
-                        connection.exec_driver_sql(sql, {**bounds, **token})
+                        connection.exec_driver_sql(sql, self._range(_EPOCH, sealed[unit.name]))
+                    _widen(spans, unit.late_marking, _EPOCH, sealed[unit.name])
+            self._mark(connection, spans, token)
         connection.exec_driver_sql(self._clear)
         if now is not None:
             self.seal(connection, now, budget_s=seal_budget_s)
@@ -241,7 +242,7 @@ class RollupWriter:
         started = time.perf_counter()
         target = _floor_day(now - SEAL_AFTER)
         sealed = sealed_until(connection)
-        token = {"token": uuid.uuid4().hex}
+        spans: dict[str, tuple[datetime, datetime]] = {}
         done = 0
         for unit in self._units:
             high = min(target, sealed.get("spend_daily", _EPOCH)) if unit.after_daily else target
@@ -252,13 +253,23 @@ class RollupWriter:
                 break
             for sql in unit.sealing:
                 connection.exec_driver_sql(sql, self._range(low, high))
-            for sql in unit.marking:
-                connection.exec_driver_sql(sql, {**self._range(low, high), **token})
+            _widen(spans, unit.marking, low, high)
             connection.execute(spend_sealed.delete().where(spend_sealed.c.name == unit.name))
             connection.execute(spend_sealed.insert().values(name=unit.name, until=high))
             sealed[unit.name] = high
             done += 1
+        self._mark(connection, spans, {"token": uuid.uuid4().hex})
         return done
+
+    def _mark(
+        self,
+        connection: Connection,
+        spans: dict[str, tuple[datetime, datetime]],
+        token: dict[str, str],
+    ) -> None:
+        """Run each token statement once over its span (the 52 pair units share one)."""
+        for sql, (low, high) in spans.items():
+            connection.exec_driver_sql(sql, {**self._range(low, high), **token})
 
     def _range(self, low: datetime, high: datetime) -> dict[str, Any]:
         return {"low": self._bucket(low), "high": self._bucket(high)}
@@ -274,6 +285,19 @@ class RollupWriter:
             pend_statement(self._dialect.name, where), {"since": since, "until": until}
         )
         self.fold(connection)
+
+
+def _widen(
+    spans: dict[str, tuple[datetime, datetime]],
+    statements: Collection[str],
+    low: datetime,
+    high: datetime,
+) -> None:
+    """Each of ``statements`` to run over ``[low, high)`` as well as over what it already
+    spans (a token renewed for a day no unit changed only costs a copy a reload)."""
+    for sql in statements:
+        have = spans.get(sql)
+        spans[sql] = (low, high) if have is None else (min(have[0], low), max(have[1], high))
 
 
 def choose(grain: str, fields: Collection[str]) -> RollupSpec | None:

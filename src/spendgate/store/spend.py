@@ -24,7 +24,7 @@ not at all; the caller adds the parts up (sums are additive).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -222,8 +222,6 @@ def _cached(
     connection: Connection, cache: RollupCache, part: Part, ask: Ask
 ) -> list[SpendSums] | None:
     """``part`` summed by ``cache``; ``None`` if the cache is still loading its slots."""
-    names = ask.measures
-    negate = part.sign < 0
     dimension, columns = _layout(part, ask)
     found = cache.group(
         connection,
@@ -234,19 +232,9 @@ def _cached(
         group_by=[columns[name] for name in ask.group_by],
         filters=[(columns[name], value) for name, value in ask.filters],
         grain=ask.grain,
-        measures=names,
+        measures=ask.measures,
     )
-    if found is None:
-        return None
-    return [
-        SpendSums(
-            tuple([value or None for value in keys]),
-            slot,
-            tuple([-value for value in values]) if negate else values,
-            names,
-        )
-        for keys, slot, values in found
-    ]
+    return None if found is None else _summed(found, part, ask)
 
 
 def _with_table(part: Part, fields: set[str], sealed: dict[str, datetime]) -> list[Part]:
@@ -277,17 +265,32 @@ def _run(connection: Connection, part: Part, ask: Ask) -> list[SpendSums]:
         query = _events_query(dialect, part, ask)
     else:
         query = _rollup_query(part, ask, dialect)
+    offset = 0 if ask.grain is None else 1  # the slot comes first when there is one
+    start = offset + len(ask.group_by)
+    rows = connection.execute(query)
+    return _summed(
+        ((row[offset:start], row[0] if offset else None, row[start:]) for row in rows), part, ask
+    )
+
+
+def _summed(
+    found: Iterable[tuple[Sequence[str | None], datetime | None, Sequence[int]]],
+    part: Part,
+    ask: Ask,
+) -> list[SpendSums]:
+    """``SpendSums`` from (group values, slot, sums) of ``part``: missing values (``''`` in
+    the rollups) as ``None``, the sums negated for a subtracted part."""
     names = ask.measures
-    width = len(ask.group_by)
-    offset = 0 if ask.grain is None else 1
-    start = offset + width
     negate = part.sign < 0
-    out = []
-    for row in connection.execute(query):
-        keys = tuple([value or None for value in row[offset:start]])
-        values = tuple([-value for value in row[start:]] if negate else row[start:])
-        out.append(SpendSums(keys, row[0] if offset else None, values, names))
-    return out
+    return [
+        SpendSums(
+            tuple([value or None for value in keys]),
+            slot,
+            tuple([-value for value in values]) if negate else tuple(values),
+            names,
+        )
+        for keys, slot, values in found
+    ]
 
 
 def _slot(table: Table, part: Part, ask: Ask, dialect: str) -> list[ColumnElement[Any]]:

@@ -45,7 +45,7 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
 ) -> ASGIApp:
     """The gateway with the web layer mounted; arguments as ``gateway.app.create_app``."""
-    store = store or open_store(settings.db, cache_bytes=settings.rollup_cache_mb << 20)
+    store = store or open_store(settings.db, cache_bytes=settings.rollup_cache_bytes)
     return create_gateway(
         settings,
         store=store,
