@@ -17,8 +17,10 @@ import boto3
 import pytest
 import uvicorn
 from botocore.config import Config
+from sqlalchemy import select
 
 from spendgate.sim.account import DEFAULT_ACCESS_KEY_ID, DEFAULT_API_KEY, DEFAULT_SECRET_ACCESS_KEY
+from spendgate.store.schema import ROLLUP_SPECS, rollup_tables, spend_marks
 
 API_KEY = DEFAULT_API_KEY
 
@@ -197,10 +199,6 @@ def _cut(sock: socket.socket) -> None:
 def marked_slots(engine: Any) -> dict[str, int]:
     """Asserts that every slot each rollup holds has a token in ``spend_marks``, and no other
     slot does; returns the number of slots per rollup."""
-    from sqlalchemy import select
-
-    from spendgate.store.schema import ROLLUP_SPECS, rollup_tables, spend_marks
-
     with engine.connect() as connection:
         marks = set(connection.execute(select(spend_marks.c.name, spend_marks.c.bucket)))
         out = {}
