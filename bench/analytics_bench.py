@@ -372,6 +372,17 @@ def run_queries(store: Store, repeat: int, *, latency: bool = True) -> None:
         print(f"{line}  events", flush=True)
 
 
+def warm(store: Store, days: int) -> None:
+    """Warm the rollup cache as the gateway does at start; print the time and memory."""
+    cache = store.rollup_cache
+    started = time.perf_counter()
+    cache.warm(latest(store), days)
+    cache.wait()
+    took = time.perf_counter() - started
+    size = cache.size_bytes / 2**20
+    print(f"warmed {days} days in {took:.1f} s: {size:,.0f} MB in {cache.slot_count} slots")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="sqlite:///… or postgresql://…")
@@ -383,6 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-queries", action="store_true")
     parser.add_argument(
         "--no-cache", action="store_true", help="answer from SQL only (no in-memory rollup cache)"
+    )
+    parser.add_argument(
+        "--warm",
+        type=int,
+        metavar="DAYS",
+        default=0,
+        help="warm the rollup cache with DAYS days first (as the gateway does at start)",
     )
     parser.add_argument(
         "--writer",
@@ -410,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{store.url}: {have:,} events stored; loading {args.events - have:,}")
             load(store, args.events, have, args.days, args.batch, writer=args.writer)
         print(f"{store.url}: {stored(store):,} events")
+        if args.warm and not args.no_cache:
+            warm(store, args.warm)
         if not args.no_queries:
             run_queries(store, args.repeat)
             run_queries(store, args.repeat, latency=False)

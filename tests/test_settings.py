@@ -52,6 +52,10 @@ def test_rollup_cache_size() -> None:
     assert load(GatewaySettings, env=env).rollup_cache_mb == 0
     with pytest.raises(ConfigError, match="rollup_cache_mb must be 0 \\(off\\) or more"):
         load(GatewaySettings, env={"SPENDGATE_GATEWAY_ROLLUP_CACHE_MB": "-1"})
+    assert load(GatewaySettings, env={}).rollup_cache_warm_days == 31
+    for days in ("-1", "93"):
+        with pytest.raises(ConfigError, match="rollup_cache_warm_days must be between 0"):
+            load(GatewaySettings, env={"SPENDGATE_GATEWAY_ROLLUP_CACHE_WARM_DAYS": days})
 
 
 def test_bad_config_files(tmp_path: Path) -> None:

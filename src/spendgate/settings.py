@@ -99,6 +99,7 @@ class GatewaySettings:
     budgets: list[dict[str, Any]] = field(default_factory=list)  # [[gateway.budgets]] tables
     budget_refresh_s: float = 5.0
     rollup_cache_mb: int = 1024  # memory for in-memory copies of rollup slots (0: none)
+    rollup_cache_warm_days: int = 31  # recent days loaded into that cache at start (0: none)
     unpriced_input_usd_per_mtok: str = "15"  # conservative rates for models without a price
     unpriced_output_usd_per_mtok: str = "75"
 
@@ -128,6 +129,10 @@ class GatewaySettings:
         )
         _check(self.log_format in ("json", "text"), "log_format must be json or text")
         _check(self.rollup_cache_mb >= 0, "rollup_cache_mb must be 0 (off) or more")
+        _check(
+            0 <= self.rollup_cache_warm_days <= 92,
+            "rollup_cache_warm_days must be between 0 (off) and 92",
+        )
         for name in ("unpriced_input_usd_per_mtok", "unpriced_output_usd_per_mtok"):
             _check(_positive_decimal(getattr(self, name)), f"{name} must be a positive number")
         _check(

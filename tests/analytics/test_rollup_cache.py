@@ -7,17 +7,19 @@ from __future__ import annotations
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from test_spend_windows import T0, answered, expected, made_events
+from test_spend_windows import SPAN, T0, answered, expected, made_events
 
 from spendgate.analytics import SpendQuery
 from spendgate.events import Event
 from spendgate.store import Store, open_store
 from spendgate.store.engine import BEGIN_MODE
 from spendgate.store.rollup_cache import EAGER_SLOTS
-from spendgate.store.rollups import rebuild
+from spendgate.store.rollups import PAIRS, rebuild
+from spendgate.store.schema import rollup_tables
 
 from helpers import marked_slots
 
@@ -170,3 +172,71 @@ def test_a_cold_range_is_answered_in_sql_while_a_worker_loads_it(db_url: str, st
     finally:
         reader.close()
     assert not started & workers()  # close stops the worker
+
+
+def test_warming_loads_the_recent_slots_of_every_rollup(db_url: str, store: Store) -> None:
+    """``warm`` loads the last days of every rollup (each facet and pair dimension too), so
+    a question over them, of any shape, is answered from memory at once."""
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    now = T0 + SPAN + timedelta(hours=5)
+    reader = open_store(db_url)
+    try:
+        cache = reader.rollup_cache
+        cache.warm(now, 0)  # off
+        cache.wait()
+        assert cache.slot_count == 0
+        cache.warm(now, 4)
+        cache.wait()
+        assert cache.tables() == set(rollup_tables)  # every rollup
+        loads = cache.stats.loads
+        days = SpendQuery.of(now - timedelta(days=4), now, group_by=WIDE)
+        for query in (
+            days,
+            replace(days, group_by=("agent",)),
+            replace(days, group_by=PAIRS.pairs[0]),
+        ):
+            check(reader, made, query)
+        assert cache.stats.loads == loads  # all from memory: nothing left to load
+        old = SpendQuery.of(T0, T0 + timedelta(days=EAGER_SLOTS + 1), group_by=WIDE)  # not warm
+        check(reader, made, old)  # in SQL, while the worker loads its days
+        cache.wait()
+        assert cache.stats.loads == loads + EAGER_SLOTS + 1
+    finally:
+        reader.close()
+
+
+def test_warming_stops_while_the_cache_is_mostly_full(db_url: str, store: Store) -> None:
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    reader = open_store(db_url, cache_bytes=60_000)
+    try:
+        reader.rollup_cache.warm(T0 + SPAN, 9)
+        reader.rollup_cache.wait()
+        assert 0 < reader.rollup_cache.size_bytes < 60_000  # stopped at WARM_SHARE (+ a slot)
+        assert "spend_facets_daily" in reader.rollup_cache.tables()  # the smallest first
+        assert "spend_daily" not in reader.rollup_cache.tables()  # the full ones last
+    finally:
+        reader.close()
+
+
+def test_closing_drops_what_the_worker_was_still_asked_to_load(db_url: str, store: Store) -> None:
+    store.insert_events(made_events())
+    store.fold()
+    now = T0 + SPAN
+    whole = open_store(db_url)
+    try:
+        whole.rollup_cache.warm(now, 9)
+        whole.rollup_cache.wait()
+        everything = whole.rollup_cache.stats.loads
+    finally:
+        whole.close()
+    before = workers()
+    reader = open_store(db_url)
+    reader.rollup_cache.warm(now, 9)  # a hundred-odd requests queued
+    reader.close()  # ends after the request being loaded
+    assert reader.rollup_cache.stats.loads < everything / 2
+    assert reader.rollup_cache.slot_count == 0
+    assert not workers() - before

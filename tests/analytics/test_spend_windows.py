@@ -9,11 +9,17 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
 from spendgate.analytics import SpendQuery, spend
-from spendgate.analytics.measures import bucket_start, percentile, percentiles
+from spendgate.analytics.measures import (
+    bucket_start,
+    percentile,
+    percentile_columns,
+    percentiles,
+)
 from spendgate.events import Event
 from spendgate.store import Store, open_store
 from spendgate.store.engine import BEGIN_MODE
@@ -196,6 +202,21 @@ def test_percentiles_from_a_histogram() -> None:
         expected = [by_walking(histogram, 0.5), by_walking(histogram, 0.95)]
         assert percentiles(histogram, (0.5, 0.95)) == expected
         assert percentile(histogram, 0.95) == expected[1]
+
+
+def test_percentiles_of_many_histograms_at_once() -> None:
+    """The column-wise path (one Arrow column per bucket, a row per histogram) gives each
+    row exactly what the walk gives it, empty rows and very large counts included."""
+    rng = random.Random(5)
+    rows = [[0] * 16]
+    for _ in range(500):
+        scale = rng.choice((1, 1000, 10**12))
+        rows.append([rng.choice((0, 0, 1, 7)) * scale + rng.randrange(2) for _ in range(16)])
+    columns = [pa.array([row[i] for row in rows], pa.int64()) for i in range(16)]
+    p50, p95, p99 = percentile_columns(columns, (0.5, 0.95, 0.99))
+    assert p50[0] is None and p95[0] is None
+    for row, *answers in zip(rows, p50, p95, p99, strict=True):
+        assert answers == [by_walking(row, f) for f in (0.5, 0.95, 0.99)], row
 
 
 def by_walking(histogram: list[int], fraction: float) -> float | None:

@@ -1,20 +1,22 @@
-"""Pure arithmetic over spend sums: merge parts into buckets, money from integer parts,
+"""Pure arithmetic over spend sums: answer rows from summed columns, money from integer parts,
 percentiles from the latency histogram, ordering. No I/O, no clock.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 from itertools import accumulate
-from operator import add, itemgetter
+from operator import itemgetter
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from spendgate.analytics.query import SpendRow
 from spendgate.store.schema import LATENCY_BOUNDS_MS, LATENCY_BUCKETS
-from spendgate.store.spend import SpendSums
 from spendgate.store.types import from_pusd
 
 MICRO = 1_000_000
@@ -62,23 +64,9 @@ def money(micro: int, pico: int) -> Decimal:
 
 
 def percentiles(histogram: Sequence[int], fractions: Sequence[float]) -> list[float | None]:
-    """``percentile`` of each of ``fractions`` (each above 0), from one running total."""
-    running = list(accumulate(histogram))
-    total = running[-1] if running else 0
-    if not total:
-        return [None] * len(fractions)
-    out: list[float | None] = []
-    for fraction in fractions:
-        rank = fraction * total
-        index = bisect_left(running, rank)  # the first bucket whose running total reaches it
-        low = _LOWS[index]
-        if index == len(LATENCY_BOUNDS_MS):
-            out.append(float(low))
-            continue
-        count = histogram[index]
-        seen = running[index] - count
-        out.append(round(low + (LATENCY_BOUNDS_MS[index] - low) * (rank - seen) / count, 1))
-    return out
+    """``percentile`` of each of ``fractions`` (each above 0) for one histogram."""
+    columns = percentile_columns([pa.array([count], pa.int64()) for count in histogram], fractions)
+    return [values[0] for values in columns]
 
 
 def percentile(histogram: Sequence[int], fraction: float) -> float | None:
@@ -88,101 +76,113 @@ def percentile(histogram: Sequence[int], fraction: float) -> float | None:
     return percentiles(histogram, (fraction,))[0]
 
 
-def merge(parts: Iterable[SpendSums], group_by: Sequence[str]) -> list[SpendRow]:
-    """Add up parts with equal group values and slot (each part's slots are already the
-    asked buckets: ``store.spend.sum_spend`` cuts them in SQL) into ``SpendRow``s, in no
-    particular order. A group whose requests add up to zero had events only in a subtracted
-    part (``store.spend.plan``), so it is left out. Every part must hold the same measures
-    (as ``sum_spend`` returns them)."""
-    totals: dict[tuple[Any, ...], list[int]] = {}
-    names: tuple[str, ...] | None = None
-    for part in parts:
-        if names is None:
-            names = part.names
-        elif part.names != names:
-            raise ValueError("parts hold different measures")
-        key = (part.keys, part.slot)
-        sums = totals.get(key)
-        totals[key] = list(part.values) if sums is None else list(map(add, sums, part.values))
-    if names is None:
-        return []
-    index = {name: i for i, name in enumerate(names)}
-    requests = index["requests"]
-    build = row_builder(index)
+def percentile_columns(
+    histogram: Sequence[pa.Array | pa.ChunkedArray], fractions: Sequence[float]
+) -> list[list[float | None]]:
+    """``percentile`` of each of ``fractions`` for many histograms at once: ``histogram``
+    holds one int64 column per bucket (a row per histogram), and each answer is one value
+    per row. Column-wise (Arrow), with the same float operations in the same order as the
+    formula for one row, then Python's ``round`` (so each value is what that formula gives)."""
+    running = list(accumulate(histogram, pc.add))
+    total = pc.cast(running[-1], pa.float64())
+    lows, highs = pa.array(_LOWS, pa.int64()), pa.array((*LATENCY_BOUNDS_MS, 0), pa.int64())
+    out: list[list[float | None]] = []
+    for fraction in fractions:
+        rank = pc.multiply(total, fraction)
+        # the first bucket whose running total reaches the rank: how many stay below it
+        below = [pc.cast(pc.less(pc.cast(r, pa.float64()), rank), pa.int32()) for r in running]
+        index = reduce(pc.add, below)
+        low = pc.take(lows, index)
+        count = pc.choose(index, *histogram)
+        seen = pc.subtract(pc.choose(index, *running), count)
+        share = pc.divide(
+            pc.multiply(pc.subtract(pc.take(highs, index), low), pc.subtract(rank, seen)),
+            pc.cast(count, pa.float64()),
+        )
+        value = pc.add(pc.cast(low, pa.float64()), share)
+        value = pc.if_else(
+            pc.equal(index, len(LATENCY_BOUNDS_MS)), pc.cast(low, pa.float64()), value
+        )
+        value = pc.if_else(pc.greater(total, 0), value, None)
+        out.append([None if v is None else round(v, 1) for v in value.to_pylist()])
+    return out
+
+
+def rows_of(table: pa.Table, group_by: Sequence[str]) -> list[SpendRow]:
+    """``SpendRow``s from summed spend (``store.spend.sum_spend``'s table: a column per
+    group-by field, ``slot`` when bucketed, the additive measures), in its order. Each
+    measure is converted column by column; latency p50/p95 when the latency histogram is
+    there, session and workflow counts when the distinct measures are."""
+    count = table.num_rows
+    names = set(table.column_names)
+
+    def column(name: str) -> list[Any]:
+        values: list[Any] = table[name].to_pylist()
+        return values
+
+    def dollars(prefix: str) -> list[Decimal]:
+        micro, pico = column(f"{prefix}_micro"), column(f"{prefix}_pico")
+        return [money(m, p) for m, p in zip(micro, pico, strict=True)]
+
+    if group_by:
+        values = zip(*map(column, group_by), strict=True)
+        keys = [dict(zip(group_by, row, strict=True)) for row in values]
+    else:
+        keys = [{} for _ in range(count)]
+    nothing: list[Any] = [None] * count
+    p50 = p95 = nothing
+    if LATENCY_BUCKETS[0] in names:
+        p50, p95 = percentile_columns([table[b] for b in LATENCY_BUCKETS], (0.50, 0.95))
+    distinct: list[list[Any]] = [nothing] * 4
+    if "sessions" in names:
+        distinct = [
+            column("sessions"),
+            dollars("session_cost"),
+            column("workflows"),
+            dollars("workflow_cost"),
+        ]
+    writes = pc.add(table["cache_write_5m_tokens"], table["cache_write_1h_tokens"]).to_pylist()
     return [
-        build(dict(zip(group_by, keys, strict=True)), slot, sums)
-        for (keys, slot), sums in totals.items()
-        if sums[requests]
+        SpendRow(*fields)
+        for fields in zip(
+            keys,
+            column("slot") if "slot" in names else nothing,
+            *map(
+                column,
+                (
+                    "requests",
+                    "errors",
+                    "unpriced",
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_tokens",
+                ),
+            ),
+            writes,
+            dollars("cost"),
+            dollars("error_cost"),
+            p50,
+            p95,
+            *distinct,
+            strict=True,
+        )
     ]
 
 
-def row_builder(
-    index: dict[str, int],
-) -> Callable[[dict[str, str | None], datetime | None, list[int]], SpendRow]:
-    """A function making a ``SpendRow`` from group keys, a slot and additive sums laid out as
-    ``index`` says (``sums[index[name]]`` for every ``ROLLUP_MEASURES`` name;
-    ``DISTINCT_MEASURES`` too for session counts). Positions are looked up once, not per row."""
-    at = index.__getitem__
-    requests, errors, unpriced = at("requests"), at("errors"), at("unpriced")
-    tokens_in, tokens_out, cache_read = (
-        at("input_tokens"),
-        at("output_tokens"),
-        at("cache_read_tokens"),
-    )
-    write_5m, write_1h = at("cache_write_5m_tokens"), at("cache_write_1h_tokens")
-    cost, cost_pico, error, error_pico = (
-        at(n) for n in ("cost_micro", "cost_pico", "error_cost_micro", "error_cost_pico")
-    )
-    first = index.get("latency_h00")
-    last = None if first is None else first + len(LATENCY_BUCKETS)
-    distinct = "sessions" in index
-
-    def build(keys: dict[str, str | None], slot: datetime | None, sums: list[int]) -> SpendRow:
-        p50 = p95 = None
-        if first is not None:
-            p50, p95 = percentiles(sums[first:last], (0.50, 0.95))
-        return SpendRow(
-            keys,
-            slot,
-            sums[requests],
-            sums[errors],
-            sums[unpriced],
-            sums[tokens_in],
-            sums[tokens_out],
-            sums[cache_read],
-            sums[write_5m] + sums[write_1h],
-            money(sums[cost], sums[cost_pico]),
-            money(sums[error], sums[error_pico]),
-            p50,
-            p95,
-            *(_distinct(sums, index) if distinct else (None, None, None, None)),
-        )
-
-    return build
+def tie_ordered(table: pa.Table, group_by: Sequence[str]) -> pa.Table:
+    """``table`` (summed spend) sorted by slot, then by the group values in order (missing
+    values last): the order ``ordered`` keeps among equal values. Sorted in Arrow (UTF-8
+    byte order is code point order: Python's order of ``str``)."""
+    names = [*(["slot"] if "slot" in table.column_names else []), *group_by]
+    if not names:
+        return table
+    keys = [(name, "ascending", "at_end") for name in names]
+    return table.take(pc.sort_indices(table, sort_keys=keys))
 
 
-def _distinct(sums: list[int], index: dict[str, int]) -> tuple[Any, ...]:
-    """sessions, session cost, workflows, workflow cost."""
-
-    def cost(prefix: str) -> Decimal:
-        return money(sums[index[f"{prefix}_micro"]], sums[index[f"{prefix}_pico"]])
-
-    return (
-        sums[index["sessions"]],
-        cost("session_cost"),
-        sums[index["workflows"]],
-        cost("workflow_cost"),
-    )
-
-
-def ordered(rows: list[SpendRow], order: str, group_by: Sequence[str]) -> list[SpendRow]:
-    """``rows`` sorted by ``order`` (a measure or field; ``-`` first: descending), missing
-    values last; ties by bucket, then group values."""
-    epoch = datetime.min.replace(tzinfo=UTC)
-    rows = sorted(
-        rows,
-        key=lambda r: (r.bucket or epoch, tuple((v is None, v or "") for v in r.keys.values())),
-    )
+def ordered(rows: list[SpendRow], order: str) -> list[SpendRow]:
+    """``rows`` (in ``tie_ordered`` order) sorted by ``order`` (a measure or field; ``-``
+    first: descending), missing values last; equal values keep their order."""
     name = order.removeprefix("-")
     keyed = [(row.measure(name), row) for row in rows]  # each value computed once
     present = [pair for pair in keyed if pair[0] is not None]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from spendgate.analytics.measures import bucket_starts, merge, ordered
+from spendgate.analytics.measures import bucket_starts, ordered, rows_of, tie_ordered
 from spendgate.analytics.query import SpendQuery, SpendRow
 from spendgate.store.db import Store
 from spendgate.store.spend import sum_spend
@@ -28,7 +28,7 @@ from spendgate.store.spend import sum_spend
 def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
     """The answer to ``query``: one row per group (and bucket), ordered and limited."""
     with _collector_paused():
-        parts = sum_spend(
+        sums = sum_spend(
             store.engine,
             since=query.since,
             until=query.until,
@@ -39,8 +39,7 @@ def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
             latency=query.latency,
             cache=store.rollup_cache,
         )
-        rows = merge(parts, query.group_by)
-        rows = ordered(rows, query.order, query.group_by)
+        rows = ordered(rows_of(tie_ordered(sums, query.group_by), query.group_by), query.order)
     return rows if query.limit is None else rows[: query.limit]
 
 

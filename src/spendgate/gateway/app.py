@@ -130,6 +130,7 @@ def create_app(
         await keys.start()
         await budgets.start()
         await summary.start()
+        store.rollup_cache.warm(clock(), settings.rollup_cache_warm_days)  # a worker thread
         try:
             yield
         finally:

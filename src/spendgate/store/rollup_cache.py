@@ -29,7 +29,7 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -38,7 +38,14 @@ from sqlalchemy import ColumnElement, Connection, Engine, literal_column, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from spendgate.store.rollup_sql import truncate
-from spendgate.store.schema import ROLLUP_MEASURES, ROLLUP_SPECS, rollup_tables, spend_marks
+from spendgate.store.schema import (
+    ROLLUP_DIMENSIONS,
+    ROLLUP_MEASURES,
+    ROLLUP_SPECS,
+    RollupSpec,
+    rollup_tables,
+    spend_marks,
+)
 from spendgate.store.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -49,7 +56,22 @@ EAGER_SLOTS = 4
 # The longest part a cache answers, by grain (longer ones go to SQL): every slot of it is held
 # at once.
 MAX_SPAN = {"hour": timedelta(hours=72), "day": timedelta(days=92)}
+# Warming stops once the copies take this share of the cache (the rest is for what is asked).
+WARM_SHARE = 0.75
 _GRAIN = {spec.name: spec.grain for spec in ROLLUP_SPECS}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """Slots for the worker to load: those of ``table`` in ``[start, end)`` (of a facet or
+    pair rollup: of dimension ``sheet``); ``warm``: only while there is room (``warm``)."""
+
+    table: str
+    sheet: str
+    start: datetime
+    end: datetime
+    warm: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +97,10 @@ class RollupCache:
     def __init__(self, max_bytes: int = DEFAULT_BYTES, *, engine: Engine | None = None) -> None:
         self._max_bytes = max_bytes
         self._engine = engine
-        self._queue: queue.Queue[tuple[str, str, datetime, datetime] | None] = queue.Queue()
-        self._waiting: set[tuple[str, str, datetime, datetime]] = set()
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._waiting: set[_Request] = set()
         self._worker: threading.Thread | None = None
+        self._stopping = False
         self._lock = threading.Lock()
         self._slots: OrderedDict[tuple[str, str, datetime], _Slot] = OrderedDict()
         self._bytes = 0
@@ -94,6 +117,11 @@ class RollupCache:
     def slot_count(self) -> int:
         return len(self._slots)
 
+    def tables(self) -> set[str]:
+        """The rollups with slots in memory."""
+        with self._lock:
+            return {table for table, _, _ in self._slots}
+
     def covers(self, table: str, start: datetime, end: datetime) -> bool:
         """Whether the cache answers the rows of ``table`` in ``[start, end)``."""
         grain = _GRAIN.get(table)
@@ -109,11 +137,14 @@ class RollupCache:
         self._queue.join()
 
     def close(self) -> None:
-        """Stop the worker (after the load it is doing) and drop every copy."""
+        """Stop the worker (after the load it is doing; what is still asked of it is dropped)
+        and drop every copy."""
         worker, self._worker = self._worker, None
         if worker is not None:
+            self._stopping = True
             self._queue.put(None)
             worker.join()
+            self._stopping = False
         self.clear()
 
     def group(
@@ -128,48 +159,42 @@ class RollupCache:
         filters: Sequence[tuple[str, str]],
         grain: str | None,
         measures: Sequence[str],
-    ) -> list[tuple[tuple[str, ...], datetime | None, tuple[int, ...]]] | None:
+    ) -> pa.Table | None:
         """Sums of ``measures`` per values of the columns ``group_by`` (``''`` for missing,
-        as the rollups keep them) and ``grain`` slot (``None``: no slot) over the rows of
-        ``table`` in ``[start, end)`` (of a facet or pair rollup: those whose ``dimension``
-        is ``dimension``) matching every ``filters`` equality (column, value), read in
-        ``connection``'s snapshot. Groups with no rows are not returned. ``None``: too many
-        slots are not in memory yet (the worker loads them): sum this part in SQL."""
+        as the rollups keep them) and ``grain`` slot over the rows of ``table`` in
+        ``[start, end)`` (of a facet or pair rollup: those whose ``dimension`` is
+        ``dimension``) matching every ``filters`` equality (column, value), read in
+        ``connection``'s snapshot, as a table laid out by ``sums_schema``. Groups with no rows
+        are not in it. ``None``: too many slots are not in memory yet (the worker loads
+        them): sum this part in SQL."""
         marks = _marks(connection, table, start, end, grain)
         sheet = dimension or ""
         if self._engine is not None and self._cold(table, sheet, marks) > EAGER_SLOTS:
-            self._later((table, sheet, start, end))
+            self._later(_Request(table, sheet, start, end))
             return None
         loaded = [
             (self._get(connection, (table, sheet, bucket), token), slot)
             for bucket, token, slot in marks
         ]
+        schema = sums_schema(group_by, grain is not None, measures)
         codes = {column: self._codes[column].get(value) for column, value in filters}
         if any(code is None for code in codes.values()):
-            return []  # a value no slot holds: no row matches
+            return schema.empty_table()  # a value no slot holds: no row matches
         pieces, slots = _selected(loaded, codes, [*group_by, *measures], slotted=grain is not None)
         if not pieces:
-            return []
+            return schema.empty_table()
         whole = pa.concat_tables(pieces)
         keys = [*group_by, *(["slot"] if grain is not None else [])]
         if not keys:
-            return [((), None, tuple(pc.sum(whole[m]).as_py() for m in measures))]
-        grouped = whole.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
-        columns = [grouped[f"{m}_sum"].to_pylist() for m in measures]
-        named = [self._decoded(field, grouped[field].to_pylist()) for field in group_by]
-        slot_of = (
-            [slots[i] for i in grouped["slot"].to_pylist()]
-            if grain is not None
-            else [None] * grouped.num_rows
-        )
-        return list(
-            zip(
-                zip(*named, strict=True) if named else [()] * grouped.num_rows,
-                slot_of,
-                zip(*columns, strict=True),
-                strict=True,
+            return pa.table(
+                [pa.array([pc.sum(whole[m]).as_py()], pa.int64()) for m in measures], schema=schema
             )
-        )
+        grouped = whole.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
+        columns = [self._decoded(field, grouped[field]) for field in group_by]
+        if grain is not None:
+            columns.append(pa.array(slots, schema.field("slot").type).take(grouped["slot"]))
+        columns += [grouped[f"{m}_sum"] for m in measures]
+        return pa.table(columns, schema=schema)
 
     def _cold(self, table: str, sheet: str, marks: list[tuple[datetime, str, Any]]) -> int:
         """How many of the slots ``marks`` names are not in memory as they are now."""
@@ -177,8 +202,30 @@ class RollupCache:
             held = [(self._slots.get((table, sheet, bucket)), token) for bucket, token, _ in marks]
         return sum(slot is None or slot.token != token for slot, token in held)
 
-    def _later(self, request: tuple[str, str, datetime, datetime]) -> None:
-        """Ask the worker to load the slots of ``(table, dimension, start, end)``."""
+    def warm(self, now: datetime, days: int) -> None:
+        """Ask the worker to load the recent slots of every rollup, of each dimension or pair
+        of a facet or pair rollup, so that questions over the last ``days`` days are answered
+        from memory: the last ``days`` + 1 days of a daily rollup (up to ``MAX_SPAN``); of an
+        hourly one, the last ``MAX_SPAN`` hours and the two days around that start (the edges
+        of a window of ``days`` or ``days`` + 1 days ending now). Smallest rollups first, while
+        the copies take under ``WARM_SHARE`` of ``max_bytes``. Returns at once; until a slot
+        is loaded, questions that need it are answered as without it."""
+        if self._engine is None or self._max_bytes <= 0 or days <= 0:
+            return
+        for spec in sorted(ROLLUP_SPECS, key=_warm_order):
+            step = timedelta(hours=1) if spec.grain == "hour" else timedelta(days=1)
+            end = now - (now - _EPOCH) % step + step
+            start = end - min(timedelta(days=days + 1), MAX_SPAN["day"])
+            if spec.grain == "hour":  # the last hours, and the hours around that start
+                ranges = [(end - MAX_SPAN["hour"], end), (start, start + timedelta(days=2))]
+            else:
+                ranges = [(start, end)]
+            for sheet in _sheets(spec):
+                for low, high in ranges:
+                    self._later(_Request(spec.name, sheet, low, high, warm=True))
+
+    def _later(self, request: _Request) -> None:
+        """Ask the worker to load the slots ``request`` names."""
         with self._lock:
             if request in self._waiting:
                 return
@@ -193,28 +240,33 @@ class RollupCache:
     def _work(self) -> None:
         while (request := self._queue.get()) is not None:
             try:
-                self._load_range(*request)
+                room = not request.warm or self._bytes < self._max_bytes * WARM_SHARE
+                if room and not self._stopping:
+                    self._load_range(request)
             except SQLAlchemyError as exc:  # the next query that needs them asks again
-                log.warning("rollup cache: could not load %s: %s", request[0], exc)
+                log.warning("rollup cache: could not load %s: %s", request.table, exc)
             finally:
                 with self._lock:
                     self._waiting.discard(request)
                 self._queue.task_done()
         self._queue.task_done()
 
-    def _load_range(self, table: str, sheet: str, start: datetime, end: datetime) -> None:
-        """Load every slot of ``table`` (``sheet``: of that dimension) in ``[start, end)`` not
-        in memory, with the tokens of the same snapshot."""
+    def _load_range(self, request: _Request) -> None:
+        """Load every slot ``request`` names that is not in memory, with the tokens of the
+        same snapshot."""
         assert self._engine is not None
+        table, sheet = request.table, request.sheet
         with self._engine.connect() as connection:
             if connection.dialect.name == "postgresql":  # tokens and rows of one snapshot
                 connection.execution_options(isolation_level="REPEATABLE READ")
-            for bucket, token, _ in _marks(connection, table, start, end, None):
+            for bucket, token, _ in _marks(connection, table, request.start, request.end, None):
                 self._get(connection, (table, sheet, bucket), token)
 
-    def _decoded(self, column: str, codes: list[int]) -> list[str]:
-        values = self._values[column]
-        return [values[code] for code in codes]
+    def _decoded(self, column: str, codes: pa.ChunkedArray) -> pa.Array:
+        """The values of ``column`` whose codes are ``codes``."""
+        with self._lock:  # a copy: another thread may be adding values
+            values = list(self._values[column])
+        return pa.array(values, pa.string()).take(codes)
 
     def _get(self, connection: Connection, key: tuple[str, str, datetime], token: str) -> pa.Table:
         with self._lock:
@@ -255,6 +307,34 @@ class RollupCache:
                 remap.append(known[value])
             columns[field] = pa.array(remap, pa.int32()).take(encoded.indices)
         return pa.table(columns)
+
+
+def _sheets(spec: RollupSpec) -> list[str]:
+    """The dimensions a rollup's slots are split by (``''``: one, unsplit)."""
+    if spec.facets:
+        return list(spec.dimensions)
+    if spec.pairs:
+        return [f"{first},{second}" for first, second in spec.pairs]
+    return [""]
+
+
+def _warm_order(spec: RollupSpec) -> tuple[int, int]:
+    """Facet rollups first, the full rollups (every dimension) last; daily before hourly."""
+    full = not spec.facets and not spec.pairs and len(spec.dimensions) == len(ROLLUP_DIMENSIONS)
+    size = 0 if spec.facets else 2 if full else 1
+    return size, spec.grain == "hour"
+
+
+def sums_schema(keys: Sequence[str], slotted: bool, measures: Sequence[str]) -> pa.Schema:
+    """The layout of spend sums: a string column per key, a ``slot`` column (the grain slot's
+    UTC start) when ``slotted``, then an int64 column per measure."""
+    return pa.schema(
+        [
+            *((key, pa.string()) for key in keys),
+            *([("slot", pa.timestamp("us", tz="UTC"))] if slotted else []),
+            *((measure, pa.int64()) for measure in measures),
+        ]
+    )
 
 
 def _selected(

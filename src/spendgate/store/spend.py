@@ -1,7 +1,8 @@
 """Spend sums over a time range: from the rollups where they can answer, raw events otherwise.
 
-``sum_spend`` returns additive sums (``SpendSums``) per group and time slot; merging slots into
-the caller's buckets and deriving ratios and percentiles is ``spendgate.analytics``' job (pure).
+``sum_spend`` returns additive sums per group and time slot, as one Arrow table (every part
+added up, column-wise); deriving ratios and percentiles from them is ``spendgate.analytics``'
+job (pure).
 
 How a range ``[since, until)`` is answered (``plan``):
 
@@ -19,16 +20,18 @@ of the slots, checked against the writer's tokens in the same snapshot), else in
 
 Each part is one ``SELECT … GROUP BY``, all in one snapshot of the database (SQLite's read
 transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running meanwhile is seen entirely or
-not at all; the caller adds the parts up (sums are additive).
+not at all. The parts' sums are added up (they are additive) in Arrow, not row by row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -42,7 +45,7 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollup_cache import RollupCache
+from spendgate.store.rollup_cache import RollupCache, sums_schema
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import (
@@ -76,22 +79,6 @@ DISTINCT_MEASURES = (
 SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
-
-
-class SpendSums(NamedTuple):
-    """Sums for one group (``keys``: values in group-by order, ``None`` for missing) and time
-    slot (``slot``: an hour or day start, ``None`` without a grain). ``values`` holds one sum
-    per name in ``names`` (every ``ROLLUP_MEASURES`` entry, plus ``DISTINCT_MEASURES`` when
-    asked for; the same tuple for every part of one query)."""
-
-    keys: tuple[str | None, ...]
-    slot: datetime | None
-    values: tuple[int, ...]
-    names: tuple[str, ...]
-
-    @property
-    def sums(self) -> dict[str, int]:
-        return dict(zip(self.names, self.values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +172,15 @@ def sum_spend(
     distinct: bool = False,
     latency: bool = True,
     cache: RollupCache | None = None,
-) -> list[SpendSums]:
-    """Additive spend sums per group and ``grain`` slot, one entry per group, slot and part
-    (see ``plan``): the caller adds up equal keys (a subtracted part's sums come negated) and
-    drops groups left with no requests (they only had events outside the range). ``grain``
-    (``hour``, ``day``, ``week``, ``month`` or ``None``): every part's slots are cut to it in
-    SQL (hourly and daily rollups nest in every coarser grain).
+) -> pa.Table:
+    """Additive spend sums per group and ``grain`` slot over ``[since, until)``: a table laid
+    out by ``rollup_cache.sums_schema`` (a string column per ``group_by`` field, null for a
+    missing value; ``slot``, the slot's UTC start, with a grain; an int64 column per measure:
+    every ``ROLLUP_MEASURES`` name, or ``ADDITIVE_WITHOUT_LATENCY`` with ``latency=False``,
+    then ``DISTINCT_MEASURES`` with ``distinct``), one row per group and slot in no particular
+    order. Groups left with no requests (they only had events outside the range) are left
+    out. ``grain`` (``hour``, ``day``, ``week``, ``month`` or ``None``): every part's slots are
+    cut to it in SQL (hourly and daily rollups nest in every coarser grain).
     Distinct counts are exact for the ``grain`` given (do not merge them across slots).
     ``latency=False`` leaves out the latency sums and histogram (about half the columns).
     ``cache``: the parts it ``covers`` are summed from its columnar copies (same answers),
@@ -204,7 +194,7 @@ def sum_spend(
     fields = set(group_by) | set(filters)
     rolled = not distinct and fields <= set(ROLLUP_DIMENSIONS)
     parts = plan(since, until, rollups=rolled, days=grain != "hour")
-    out: list[SpendSums] = []
+    tables: list[pa.Table] = []
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":  # one snapshot for every part
             connection.execution_options(isolation_level="REPEATABLE READ")
@@ -214,13 +204,36 @@ def sum_spend(
                 found = None
                 if cache is not None and cache.covers(part.table, part.start, part.end):
                     found = _cached(connection, cache, part, ask)
-                out.extend(_run(connection, part, ask) if found is None else found)
-    return out
+                tables.append(_run(connection, part, ask) if found is None else found)
+    return _added(tables, ask)
 
 
-def _cached(
-    connection: Connection, cache: RollupCache, part: Part, ask: Ask
-) -> list[SpendSums] | None:
+def _added(tables: list[pa.Table], ask: Ask) -> pa.Table:
+    """The parts' sums added up per group and slot (missing values, ``''`` in the rollups
+    and NULL in ``events``, as one null key), groups without requests dropped."""
+    keys = [*ask.group_by, *(["slot"] if ask.grain is not None else [])]
+    schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
+    whole = pa.concat_tables(tables) if tables else schema.empty_table()
+    if keys:
+        summed = whole.group_by(keys, use_threads=False).aggregate(
+            [(m, "sum") for m in ask.measures]
+        )
+        whole = pa.table(
+            [summed[k] for k in keys] + [summed[f"{m}_sum"] for m in ask.measures], schema=schema
+        )
+    else:
+        whole = pa.table(
+            [pa.array([pc.sum(whole[m]).as_py() or 0], pa.int64()) for m in ask.measures],
+            schema=schema,
+        )
+    whole = whole.filter(pc.not_equal(whole["requests"], 0))
+    for index, field in enumerate(ask.group_by):
+        column = whole[field]
+        whole = whole.set_column(index, field, pc.if_else(pc.equal(column, ""), None, column))
+    return whole
+
+
+def _cached(connection: Connection, cache: RollupCache, part: Part, ask: Ask) -> pa.Table | None:
     """``part`` summed by ``cache``; ``None`` if the cache is still loading its slots."""
     dimension, columns = _layout(part, ask)
     found = cache.group(
@@ -234,7 +247,11 @@ def _cached(
         grain=ask.grain,
         measures=ask.measures,
     )
-    return None if found is None else _summed(found, part, ask)
+    if found is None:
+        return None
+    return _signed(
+        found.rename_columns([*ask.group_by, *found.column_names[len(ask.group_by) :]]), part, ask
+    )
 
 
 def _with_table(part: Part, fields: set[str], sealed: dict[str, datetime]) -> list[Part]:
@@ -259,38 +276,30 @@ def _with_table(part: Part, fields: set[str], sealed: dict[str, datetime]) -> li
     ]
 
 
-def _run(connection: Connection, part: Part, ask: Ask) -> list[SpendSums]:
+def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
     dialect = connection.dialect.name
     if part.source == "events":
         query = _events_query(dialect, part, ask)
     else:
         query = _rollup_query(part, ask, dialect)
-    offset = 0 if ask.grain is None else 1  # the slot comes first when there is one
-    start = offset + len(ask.group_by)
-    rows = connection.execute(query)
-    return _summed(
-        ((row[offset:start], row[0] if offset else None, row[start:]) for row in rows), part, ask
-    )
+    schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
+    names = [*(["slot"] if ask.grain is not None else []), *ask.group_by, *ask.measures]
+    rows = connection.execute(query).all()  # the columns of ``names``, in that order
+    columns = dict(zip(names, zip(*rows, strict=True) if rows else [()] * len(names), strict=True))
+    arrays = [pa.array(columns[field.name], field.type) for field in schema]
+    for index in range(len(ask.group_by)):  # NULL (missing, in ``events``) as in the rollups
+        arrays[index] = pc.fill_null(arrays[index], "")
+    return _signed(pa.table(arrays, schema=schema), part, ask)
 
 
-def _summed(
-    found: Iterable[tuple[Sequence[str | None], datetime | None, Sequence[int]]],
-    part: Part,
-    ask: Ask,
-) -> list[SpendSums]:
-    """``SpendSums`` from (group values, slot, sums) of ``part``: missing values (``''`` in
-    the rollups) as ``None``, the sums negated for a subtracted part."""
-    names = ask.measures
-    negate = part.sign < 0
-    return [
-        SpendSums(
-            tuple([value or None for value in keys]),
-            slot,
-            tuple([-value for value in values]) if negate else tuple(values),
-            names,
-        )
-        for keys, slot, values in found
-    ]
+def _signed(table: pa.Table, part: Part, ask: Ask) -> pa.Table:
+    """``part``'s sums, negated for a subtracted part."""
+    if part.sign > 0:
+        return table
+    start = table.num_columns - len(ask.measures)
+    for index in range(start, table.num_columns):
+        table = table.set_column(index, table.field(index), pc.negate(table[index]))
+    return table
 
 
 def _slot(table: Table, part: Part, ask: Ask, dialect: str) -> list[ColumnElement[Any]]:
