@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from spendgate.analytics.query import SpendRow
 from spendgate.store.schema import LATENCY_BOUNDS_MS, LATENCY_BUCKETS
-from spendgate.store.types import from_pusd
+from spendgate.store.types import from_pusd, many_from_pusd
 
 MICRO = 1_000_000
 _LOWS = (0, *LATENCY_BOUNDS_MS)  # each histogram bucket's lower bound (ms)
@@ -122,7 +122,7 @@ def rows_of(table: pa.Table, group_by: Sequence[str]) -> list[SpendRow]:
 
     def dollars(prefix: str) -> list[Decimal]:
         micro, pico = column(f"{prefix}_micro"), column(f"{prefix}_pico")
-        return [money(m, p) for m, p in zip(micro, pico, strict=True)]
+        return many_from_pusd(m * MICRO + p for m, p in zip(micro, pico, strict=True))
 
     if group_by:
         values = zip(*map(column, group_by), strict=True)

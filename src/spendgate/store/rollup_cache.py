@@ -28,6 +28,7 @@ import queue
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,6 +102,7 @@ class RollupCache:
         self._waiting: set[_Request] = set()
         self._worker: threading.Thread | None = None
         self._stopping = False
+        self._summer: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._slots: OrderedDict[tuple[str, str, datetime], _Slot] = OrderedDict()
         self._bytes = 0
@@ -138,8 +140,11 @@ class RollupCache:
 
     def close(self) -> None:
         """Stop the worker (after the load it is doing; what is still asked of it is dropped)
-        and drop every copy."""
+        and the helper threads, and drop every copy."""
         worker, self._worker = self._worker, None
+        summer, self._summer = self._summer, None
+        if summer is not None:
+            summer.shutdown()
         if worker is not None:
             self._stopping = True
             self._queue.put(None)
@@ -159,14 +164,17 @@ class RollupCache:
         filters: Sequence[tuple[str, str]],
         grain: str | None,
         measures: Sequence[str],
-    ) -> pa.Table | None:
+    ) -> Future[pa.Table] | None:
         """Sums of ``measures`` per values of the columns ``group_by`` (``''`` for missing,
         as the rollups keep them) and ``grain`` slot over the rows of ``table`` in
         ``[start, end)`` (of a facet or pair rollup: those whose ``dimension`` is
         ``dimension``) matching every ``filters`` equality (column, value), read in
         ``connection``'s snapshot, as a table laid out by ``sums_schema``. Groups with no rows
         are not in it. ``None``: too many slots are not in memory yet (the worker loads
-        them): sum this part in SQL."""
+        them): sum this part in SQL.
+        The slots are read (tokens, loads) here, in the caller's thread and connection, and
+        summed in a helper thread: the future's result. Arrow sums without holding the GIL,
+        so the caller can meanwhile run its SQL parts on the connection."""
         marks = _marks(connection, table, start, end, grain)
         sheet = dimension or ""
         if self._engine is not None and self._cold(table, sheet, marks) > EAGER_SLOTS:
@@ -177,24 +185,17 @@ class RollupCache:
             for bucket, token, slot in marks
         ]
         schema = sums_schema(group_by, grain is not None, measures)
-        codes = {column: self._codes[column].get(value) for column, value in filters}
-        if any(code is None for code in codes.values()):
-            return schema.empty_table()  # a value no slot holds: no row matches
-        pieces, slots = _selected(loaded, codes, [*group_by, *measures], slotted=grain is not None)
-        if not pieces:
-            return schema.empty_table()
-        whole = pa.concat_tables(pieces)
-        keys = [*group_by, *(["slot"] if grain is not None else [])]
-        if not keys:
-            return pa.table(
-                [pa.array([pc.sum(whole[m]).as_py()], pa.int64()) for m in measures], schema=schema
-            )
-        grouped = whole.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
-        columns = [self._decoded(field, grouped[field]) for field in group_by]
-        if grain is not None:
-            columns.append(pa.array(slots, schema.field("slot").type).take(grouped["slot"]))
-        columns += [grouped[f"{m}_sum"] for m in measures]
-        return pa.table(columns, schema=schema)
+        with self._lock:  # copies: other threads may be adding values
+            codes = {column: self._codes[column].get(value) for column, value in filters}
+            values = [list(self._values[column]) for column in group_by]
+        if any(code is None for code in codes.values()):  # a value no slot holds
+            done: Future[pa.Table] = Future()
+            done.set_result(schema.empty_table())
+            return done
+        with self._lock:
+            if self._summer is None:
+                self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
+            return self._summer.submit(_summed, loaded, codes, values, schema)
 
     def _cold(self, table: str, sheet: str, marks: list[tuple[datetime, str, Any]]) -> int:
         """How many of the slots ``marks`` names are not in memory as they are now."""
@@ -261,12 +262,6 @@ class RollupCache:
                 connection.execution_options(isolation_level="REPEATABLE READ")
             for bucket, token, _ in _marks(connection, table, request.start, request.end, None):
                 self._get(connection, (table, sheet, bucket), token)
-
-    def _decoded(self, column: str, codes: pa.ChunkedArray) -> pa.Array:
-        """The values of ``column`` whose codes are ``codes``."""
-        with self._lock:  # a copy: another thread may be adding values
-            values = list(self._values[column])
-        return pa.array(values, pa.string()).take(codes)
 
     def _get(self, connection: Connection, key: tuple[str, str, datetime], token: str) -> pa.Table:
         with self._lock:
@@ -335,6 +330,37 @@ def sums_schema(keys: Sequence[str], slotted: bool, measures: Sequence[str]) -> 
             *((measure, pa.int64()) for measure in measures),
         ]
     )
+
+
+def _summed(
+    loaded: list[tuple[pa.Table, datetime | None]],
+    codes: dict[str, int | None],
+    values: list[list[str]],
+    schema: pa.Schema,
+) -> pa.Table:
+    """``RollupCache.group``'s sums of the ``loaded`` slots, laid out by ``schema``: the rows
+    matching ``codes``, grouped by the key columns (decoded with ``values``, each column's
+    values by code) and the slot."""
+    slotted = "slot" in schema.names
+    names = [name for name in schema.names if name != "slot"]
+    group_by, measures = names[: len(values)], names[len(values) :]
+    pieces, slots = _selected(loaded, codes, names, slotted=slotted)
+    if not pieces:
+        return schema.empty_table()
+    whole = pa.concat_tables(pieces)
+    keys = [*group_by, *(["slot"] if slotted else [])]
+    if not keys:
+        sums = [pa.array([pc.sum(whole[m]).as_py()], pa.int64()) for m in measures]
+        return pa.table(sums, schema=schema)
+    grouped = whole.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
+    columns = [
+        pa.array(known, pa.string()).take(grouped[field])
+        for field, known in zip(group_by, values, strict=True)
+    ]
+    if slotted:
+        columns.append(pa.array(slots, schema.field("slot").type).take(grouped["slot"]))
+    columns += [grouped[f"{m}_sum"] for m in measures]
+    return pa.table(columns, schema=schema)
 
 
 def _selected(

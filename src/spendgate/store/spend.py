@@ -26,6 +26,7 @@ not at all. The parts' sums are added up (they are additive) in Arrow, not row b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,16 +196,20 @@ def sum_spend(
     rolled = not distinct and fields <= set(ROLLUP_DIMENSIONS)
     parts = plan(since, until, rollups=rolled, days=grain != "hour")
     tables: list[pa.Table] = []
+    summing: list[tuple[Future[pa.Table], Part]] = []  # cached parts, summed meanwhile
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":  # one snapshot for every part
             connection.execution_options(isolation_level="REPEATABLE READ")
         sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
         for planned in parts:
             for part in _with_table(planned, fields, sealed):
-                found = None
                 if cache is not None and cache.covers(part.table, part.start, part.end):
-                    found = _cached(connection, cache, part, ask)
-                tables.append(_run(connection, part, ask) if found is None else found)
+                    future = _cached(connection, cache, part, ask)
+                    if future is not None:
+                        summing.append((future, part))
+                        continue
+                tables.append(_run(connection, part, ask))
+    tables += [_renamed(future.result(), part, ask) for future, part in summing]
     return _added(tables, ask)
 
 
@@ -233,10 +238,13 @@ def _added(tables: list[pa.Table], ask: Ask) -> pa.Table:
     return whole
 
 
-def _cached(connection: Connection, cache: RollupCache, part: Part, ask: Ask) -> pa.Table | None:
-    """``part`` summed by ``cache``; ``None`` if the cache is still loading its slots."""
+def _cached(
+    connection: Connection, cache: RollupCache, part: Part, ask: Ask
+) -> Future[pa.Table] | None:
+    """``part`` summed by ``cache`` (``RollupCache.group``: ``_renamed`` makes the result a
+    part's sums); ``None`` if the cache is still loading its slots."""
     dimension, columns = _layout(part, ask)
-    found = cache.group(
+    return cache.group(
         connection,
         part.table,
         part.start,
@@ -247,11 +255,12 @@ def _cached(connection: Connection, cache: RollupCache, part: Part, ask: Ask) ->
         grain=ask.grain,
         measures=ask.measures,
     )
-    if found is None:
-        return None
-    return _signed(
-        found.rename_columns([*ask.group_by, *found.column_names[len(ask.group_by) :]]), part, ask
-    )
+
+
+def _renamed(found: pa.Table, part: Part, ask: Ask) -> pa.Table:
+    """The cache's sums of ``part`` (columns named as in its table) as the part's sums."""
+    names = [*ask.group_by, *found.column_names[len(ask.group_by) :]]
+    return _signed(found.rename_columns(names), part, ask)
 
 
 def _with_table(part: Part, fields: set[str], sealed: dict[str, datetime]) -> list[Part]:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
@@ -41,6 +42,11 @@ def to_pusd(usd: Decimal) -> int:
 def from_pusd(pusd: int | Decimal) -> Decimal:
     """Picodollars back to USD with exactly 12 decimal places."""
     return Decimal(pusd).scaleb(-PICO, context=_CONTEXT)
+
+
+def many_from_pusd(amounts: Iterable[int]) -> list[Decimal]:
+    """``from_pusd`` of each of ``amounts`` (without a call per amount: for big answers)."""
+    return [Decimal(pusd).scaleb(-PICO, context=_CONTEXT) for pusd in amounts]
 
 
 def as_utc(value: datetime) -> datetime:
