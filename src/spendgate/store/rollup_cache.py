@@ -15,7 +15,9 @@ Loading is the slow step (every value passes through the database driver as a Py
 seconds for 30 days of the full ``spend_daily`` at 10 M events), so a query that finds more
 than ``EAGER_SLOTS`` of its slots missing or changed is answered in SQL, as without a cache,
 while a worker thread loads them for the next one; a few (the current hour, a day with late
-events) are loaded by the query itself.
+events) are loaded by the query itself. The gateway asks the worker to ``warm`` the cache with
+the recent days of every rollup when it starts, so the first question over them is answered
+from memory too.
 
 Key values are kept as ``int32`` codes of one dictionary per column (growing only); measures
 as ``int64``. The least recently used slots are dropped past ``max_bytes``.
@@ -66,7 +68,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 @dataclass(frozen=True, slots=True)
 class _Request:
     """Slots for the worker to load: those of ``table`` in ``[start, end)`` (of a facet or
-    pair rollup: of dimension ``sheet``); ``warm``: only while there is room (``warm``)."""
+    pair rollup: of dimension ``sheet``). A ``warm`` request (``RollupCache.warm``) is loaded
+    only while the copies take under ``WARM_SHARE`` of the cache."""
 
     table: str
     sheet: str
