@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spendgate.analytics.query import SpendRow
+from spendgate.analytics.query import COUNTS, SpendRow
 from spendgate.store.schema import LATENCY_BOUNDS_MS, LATENCY_BUCKETS
 from spendgate.store.types import from_pusd, many_from_pusd
 
@@ -147,17 +147,7 @@ def rows_of(table: pa.Table, group_by: Sequence[str]) -> list[SpendRow]:
         for fields in zip(
             keys,
             column("slot") if "slot" in names else nothing,
-            *map(
-                column,
-                (
-                    "requests",
-                    "errors",
-                    "unpriced",
-                    "input_tokens",
-                    "output_tokens",
-                    "cache_read_tokens",
-                ),
-            ),
+            *map(column, COUNTS),
             writes,
             dollars("cost"),
             dollars("error_cost"),

@@ -46,6 +46,8 @@ MEASURES = (
     "cost_per_request",
     "cache_hit_rate",
 )
+# The counts a ``SpendRow`` holds as summed (same names as the sums), in field order.
+COUNTS = ("requests", "errors", "unpriced", "input_tokens", "output_tokens", "cache_read_tokens")
 # Orders a query accepts (prefix ``-`` for descending): a measure, or ``bucket`` / a group field.
 ORDERS = (*MEASURES, "bucket")
 
@@ -205,16 +207,7 @@ def row_to_dict(row: SpendRow) -> dict[str, Any]:
     out: dict[str, Any] = dict(row.keys)
     if row.bucket is not None:
         out["bucket"] = row.bucket.strftime("%Y-%m-%dT%H:%M:%SZ")
-    for name in (
-        "requests",
-        "errors",
-        "unpriced",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "total_tokens",
-    ):
+    for name in (*COUNTS, "cache_write_tokens", "total_tokens"):
         out[name] = getattr(row, name)
     for name in ("cost", "error_cost", "cost_per_1k_tokens", "cost_per_request"):
         out[name] = money_text(getattr(row, name))
