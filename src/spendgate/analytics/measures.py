@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from spendgate.analytics.query import COUNTS, SpendRow
 from spendgate.store.schema import LATENCY_BOUNDS_MS, LATENCY_BUCKETS
-from spendgate.store.types import from_pusd, many_from_pusd
+from spendgate.store.types import from_pusd
 
 MICRO = 1_000_000
 _LOWS = (0, *LATENCY_BOUNDS_MS)  # each histogram bucket's lower bound (ms)
@@ -56,11 +56,6 @@ def bucket_starts(since: datetime, until: datetime, bucket: str) -> list[datetim
         starts.append(current)
         current = next_bucket(current, bucket)
     return starts
-
-
-def money(micro: int, pico: int) -> Decimal:
-    """Dollars from Σ whole microdollars and Σ picodollar remainders, exactly."""
-    return from_pusd(micro * MICRO + pico)
 
 
 def percentiles(histogram: Sequence[int], fractions: Sequence[float]) -> list[float | None]:
@@ -120,9 +115,9 @@ def rows_of(table: pa.Table, group_by: Sequence[str]) -> list[SpendRow]:
         values: list[Any] = table[name].to_pylist()
         return values
 
-    def dollars(prefix: str) -> list[Decimal]:
+    def dollars(prefix: str) -> list[Decimal]:  # from Σ microdollars and Σ pico remainders
         micro, pico = column(f"{prefix}_micro"), column(f"{prefix}_pico")
-        return many_from_pusd(m * MICRO + p for m, p in zip(micro, pico, strict=True))
+        return [from_pusd(m * MICRO + p) for m, p in zip(micro, pico, strict=True)]
 
     if group_by:
         values = zip(*map(column, group_by), strict=True)

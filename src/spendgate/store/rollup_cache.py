@@ -32,7 +32,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -49,7 +49,7 @@ from spendgate.store.schema import (
     rollup_tables,
     spend_marks,
 )
-from spendgate.store.types import UTCDateTime
+from spendgate.store.types import UTCDateTime, floor_time
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ MAX_SPAN = {"hour": timedelta(hours=72), "day": timedelta(days=92)}
 # Warming stops once the copies take this share of the cache (the rest is for what is asked).
 WARM_SHARE = 0.75
 _GRAIN = {spec.name: spec.grain for spec in ROLLUP_SPECS}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,11 +190,6 @@ class RollupCache:
         with self._lock:  # copies: other threads may be adding values
             codes = {column: self._codes[column].get(value) for column, value in filters}
             values = [list(self._values[column]) for column in group_by]
-        if any(code is None for code in codes.values()):  # a value no slot holds
-            done: Future[pa.Table] = Future()
-            done.set_result(schema.empty_table())
-            return done
-        with self._lock:
             if self._summer is None:
                 self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
             return self._summer.submit(_summed, loaded, codes, values, schema)
@@ -218,7 +212,7 @@ class RollupCache:
             return
         for spec in sorted(ROLLUP_SPECS, key=_warm_order):
             step = timedelta(hours=1) if spec.grain == "hour" else timedelta(days=1)
-            end = now - (now - _EPOCH) % step + step
+            end = floor_time(now, step) + step
             start = end - min(timedelta(days=days + 1), MAX_SPAN["day"])
             if spec.grain == "hour":  # the last hours, and the hours around that start
                 ranges = [(end - MAX_SPAN["hour"], end), (start, start + timedelta(days=2))]
@@ -335,35 +329,45 @@ def sums_schema(keys: Sequence[str], slotted: bool, measures: Sequence[str]) -> 
     )
 
 
+def sum_by(table: pa.Table, keys: Sequence[str], measures: Sequence[str]) -> pa.Table:
+    """The sums of ``measures`` per distinct values of ``keys`` in ``table``: the ``keys``
+    columns, then one column per measure (without keys: one row of sums)."""
+    if not keys:
+        sums = [pa.array([pc.sum(table[m]).as_py() or 0], pa.int64()) for m in measures]
+        return pa.table(sums, names=list(measures))
+    grouped = table.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
+    return grouped.select([*keys, *(f"{m}_sum" for m in measures)]).rename_columns(
+        [*keys, *measures]
+    )
+
+
 def _summed(
     loaded: list[tuple[pa.Table, datetime | None]],
     codes: dict[str, int | None],
     values: list[list[str]],
     schema: pa.Schema,
 ) -> pa.Table:
-    """``RollupCache.group``'s sums of the ``loaded`` slots, laid out by ``schema``: the rows
-    matching ``codes``, grouped by the key columns (decoded with ``values``, each column's
-    values by code) and the slot."""
+    """``RollupCache.group``'s sums of the ``loaded`` slots, laid out by ``schema`` (its
+    first ``len(values)`` columns are the keys): the rows matching ``codes`` (a code of
+    ``None``, a value no slot holds, matches none), grouped by the keys (decoded with
+    ``values``, each key's values by code) and the slot."""
     slotted = "slot" in schema.names
-    names = [name for name in schema.names if name != "slot"]
-    group_by, measures = names[: len(values)], names[len(values) :]
-    pieces, slots = _selected(loaded, codes, names, slotted=slotted)
+    group_by = schema.names[: len(values)]
+    measures = schema.names[len(values) + slotted :]
+    if any(code is None for code in codes.values()):
+        return schema.empty_table()
+    pieces, slots = _selected(loaded, codes, [*group_by, *measures], slotted=slotted)
     if not pieces:
         return schema.empty_table()
-    whole = pa.concat_tables(pieces)
     keys = [*group_by, *(["slot"] if slotted else [])]
-    if not keys:
-        sums = [pa.array([pc.sum(whole[m]).as_py()], pa.int64()) for m in measures]
-        return pa.table(sums, schema=schema)
-    grouped = whole.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
+    sums = sum_by(pa.concat_tables(pieces), keys, measures)
     columns = [
-        pa.array(known, pa.string()).take(grouped[field])
+        pa.array(known, pa.string()).take(sums[field])
         for field, known in zip(group_by, values, strict=True)
     ]
     if slotted:
-        columns.append(pa.array(slots, schema.field("slot").type).take(grouped["slot"]))
-    columns += [grouped[f"{m}_sum"] for m in measures]
-    return pa.table(columns, schema=schema)
+        columns.append(pa.array(slots, schema.field("slot").type).take(sums["slot"]))
+    return pa.table([*columns, *sums.columns[len(keys) :]], schema=schema)
 
 
 def _selected(

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -46,7 +46,7 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollup_cache import RollupCache, sums_schema
+from spendgate.store.rollup_cache import RollupCache, sum_by, sums_schema
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import (
@@ -59,7 +59,7 @@ from spendgate.store.schema import (
     rollup_tables,
     spend_pending,
 )
-from spendgate.store.types import UTCDateTime
+from spendgate.store.types import UTCDateTime, floor_time
 
 # Every field a spend query may group or filter by.
 DIMENSIONS = (*ROLLUP_DIMENSIONS, "session_id", "workflow_id")
@@ -95,13 +95,8 @@ class Part:
     sign: int = 1  # -1: subtract these sums (see ``plan``)
 
 
-def _floor(moment: datetime, step: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return moment - (moment - epoch) % step
-
-
 def _ceil(moment: datetime, step: timedelta) -> datetime:
-    floor = _floor(moment, step)
+    floor = floor_time(moment, step)
     return floor if floor == moment else floor + step
 
 
@@ -131,7 +126,7 @@ def plan(since: datetime, until: datetime, *, rollups: bool, days: bool) -> list
 
 
 def _nearest(moment: datetime, step: timedelta) -> datetime:
-    floor = _floor(moment, step)
+    floor = floor_time(moment, step)
     return floor if moment - floor <= step / 2 else floor + step
 
 
@@ -219,18 +214,7 @@ def _added(tables: list[pa.Table], ask: Ask) -> pa.Table:
     keys = [*ask.group_by, *(["slot"] if ask.grain is not None else [])]
     schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
     whole = pa.concat_tables(tables) if tables else schema.empty_table()
-    if keys:
-        summed = whole.group_by(keys, use_threads=False).aggregate(
-            [(m, "sum") for m in ask.measures]
-        )
-        whole = pa.table(
-            [summed[k] for k in keys] + [summed[f"{m}_sum"] for m in ask.measures], schema=schema
-        )
-    else:
-        whole = pa.table(
-            [pa.array([pc.sum(whole[m]).as_py() or 0], pa.int64()) for m in ask.measures],
-            schema=schema,
-        )
+    whole = pa.Table.from_arrays(sum_by(whole, keys, ask.measures).columns, schema=schema)
     whole = whole.filter(pc.not_equal(whole["requests"], 0))
     for index, field in enumerate(ask.group_by):
         column = whole[field]
@@ -292,10 +276,9 @@ def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
     else:
         query = _rollup_query(part, ask, dialect)
     schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
-    names = [*(["slot"] if ask.grain is not None else []), *ask.group_by, *ask.measures]
-    rows = connection.execute(query).all()  # the columns of ``names``, in that order
-    columns = dict(zip(names, zip(*rows, strict=True) if rows else [()] * len(names), strict=True))
-    arrays = [pa.array(columns[field.name], field.type) for field in schema]
+    rows = connection.execute(query).all()  # the columns of ``schema``, in its order
+    columns = zip(*rows, strict=True) if rows else [()] * len(schema)
+    arrays = [pa.array(c, field.type) for c, field in zip(columns, schema, strict=True)]
     for index in range(len(ask.group_by)):  # NULL (missing, in ``events``) as in the rollups
         arrays[index] = pc.fill_null(arrays[index], "")
     return _signed(pa.table(arrays, schema=schema), part, ask)
@@ -330,7 +313,7 @@ def _rollup_query(part: Part, ask: Ask, dialect: str) -> Select[Any]:
     slot = _slot(table, part, ask, dialect)
     dims = [columns[name] for name in ask.group_by]
     sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
-    query = select(*slot, *dims, *sums).where(
+    query = select(*dims, *slot, *sums).where(
         *where, table.c.bucket >= part.start, table.c.bucket < part.end
     )
     for name, value in ask.filters:
@@ -376,7 +359,7 @@ def _events_query(dialect: str, part: Part, ask: Ask) -> Select[Any]:
     ]
     if ask.distinct:
         measures += _distinct_measures()
-    query = select(*slot, *dims, *measures)
+    query = select(*dims, *slot, *measures)
     query = query.where(events.c.ts >= part.start, events.c.ts < part.end)
     for name, value in ask.filters:
         column = events.c[name]

@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PICO = 12  # decimal places kept: 1 picodollar = Decimal("1E-12") USD
 _QUANTUM = Decimal(1).scaleb(-PICO)
 _CONTEXT = Context(prec=40)  # enough digits for any BIGINT at 12 places
@@ -44,9 +44,10 @@ def from_pusd(pusd: int | Decimal) -> Decimal:
     return Decimal(pusd).scaleb(-PICO, context=_CONTEXT)
 
 
-def many_from_pusd(amounts: Iterable[int]) -> list[Decimal]:
-    """``from_pusd`` of each of ``amounts`` (without a call per amount: for big answers)."""
-    return [Decimal(pusd).scaleb(-PICO, context=_CONTEXT) for pusd in amounts]
+def floor_time(moment: datetime, step: timedelta) -> datetime:
+    """The start of the ``step``-long slot (an hour, a day: slots counted from the Unix
+    epoch, UTC) that holds the aware ``moment``."""
+    return moment - (moment - _EPOCH) % step
 
 
 def as_utc(value: datetime) -> datetime:
