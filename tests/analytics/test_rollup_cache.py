@@ -176,7 +176,8 @@ def test_a_cold_range_is_answered_in_sql_while_a_worker_loads_it(db_url: str, st
 
 def test_warming_loads_the_recent_slots_of_every_rollup(db_url: str, store: Store) -> None:
     """``warm`` loads the last days of every rollup (each facet and pair dimension too), so
-    a question over them, of any shape, is answered from memory at once."""
+    a question over them, of any shape, is answered from memory at once; by one field, an
+    hourly series too."""
     made = made_events()
     store.insert_events(made)
     store.fold()
@@ -199,6 +200,10 @@ def test_warming_loads_the_recent_slots_of_every_rollup(db_url: str, store: Stor
         ):
             check(reader, made, query)
         assert cache.stats.loads == loads  # all from memory: nothing left to load
+        hits = cache.stats.hits
+        check(reader, made, replace(days, group_by=("agent",), bucket="hour"))
+        assert cache.stats.hits - hits > 72  # days of hourly facet slots, from memory
+        assert cache.stats.loads == loads
         old = SpendQuery.of(T0, T0 + timedelta(days=EAGER_SLOTS + 1), group_by=WIDE)  # not warm
         check(reader, made, old)  # in SQL, while the worker loads its days
         cache.wait()

@@ -44,9 +44,10 @@ def test_group_by_department_hand_computed(loaded: Store) -> None:
     assert (eng.input_tokens, eng.output_tokens) == (3110, 310)
     assert (eng.cache_read_tokens, eng.cache_write_tokens, eng.total_tokens) == (500, 100, 4020)
     assert eng.cost == ENG_COST and eng.error_cost == 0
-    assert eng.cost_per_request == ENG_COST / 4
-    assert eng.cost_per_1k_tokens == ENG_COST * 1000 / 4020
-    assert eng.cache_hit_rate == Decimal(500) / Decimal(3710)
+    # ratios are rounded half-even to the places they are shown with (12 for money, 6 for rates)
+    assert eng.cost_per_request == Decimal("0.008086419725")  # 0.00808641972525: the 25 goes
+    assert eng.cost_per_1k_tokens == Decimal("0.008046188781")  # 32.345678901 / 4020 = …781343
+    assert eng.cache_hit_rate == Decimal("0.134771")  # 500 / 3710 = 0.1347708894…
     # latencies 50, 300, 1200 ms: p50 interpolated in [200, 350), p95 in [1000, 1500)
     assert (eng.latency_p50_ms, eng.latency_p95_ms) == (275.0, 1425.0)
     sales = rows["sales"]

@@ -2,6 +2,7 @@
 
     SpendQuery / SpendRow                 the question and one row of its answer (analytics.query)
     spend(store, query)                   any group-by, filters, time range and bucket
+    answer(store, query) / answer_json    the same answer as columns / as the API's JSON rows
     totals / compare / top / series       the views a dashboard needs (analytics.spend)
     models(store, since, until)           models side by side with catalog prices (analytics.models)
     DIMENSIONS, BUCKETS, MEASURES, ORDERS what a query may name
@@ -9,6 +10,7 @@
 Money is ``Decimal``; see docs/analytics.md for every measure's definition.
 """
 
+from spendgate.analytics.answer import answer_json
 from spendgate.analytics.measures import bucket_start, bucket_starts
 from spendgate.analytics.models import ModelRow, models
 from spendgate.analytics.query import (
@@ -21,7 +23,7 @@ from spendgate.analytics.query import (
     ratio_text,
     row_to_dict,
 )
-from spendgate.analytics.spend import Comparison, compare, series, spend, top, totals
+from spendgate.analytics.spend import Comparison, answer, compare, series, spend, top, totals
 from spendgate.store.spend import DIMENSIONS
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "ModelRow",
     "SpendQuery",
     "SpendRow",
+    "answer",
+    "answer_json",
     "bucket_start",
     "bucket_starts",
     "compare",

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from functools import reduce
 from itertools import accumulate
-from operator import itemgetter
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spendgate.analytics.query import COUNTS, SpendRow
-from spendgate.store.schema import LATENCY_BOUNDS_MS, LATENCY_BUCKETS
-from spendgate.store.types import from_pusd
+from spendgate.store.schema import LATENCY_BOUNDS_MS
 
 MICRO = 1_000_000
 _LOWS = (0, *LATENCY_BOUNDS_MS)  # each histogram bucket's lower bound (ms)
@@ -101,75 +96,3 @@ def percentile_columns(
         value = pc.if_else(pc.greater(total, 0), value, None)
         out.append([None if v is None else round(v, 1) for v in value.to_pylist()])
     return out
-
-
-def rows_of(table: pa.Table, group_by: Sequence[str]) -> list[SpendRow]:
-    """``SpendRow``s from summed spend (``store.spend.sum_spend``'s table: a column per
-    group-by field, ``slot`` when bucketed, the additive measures), in its order. Each
-    measure is converted column by column; latency p50/p95 when the latency histogram is
-    there, session and workflow counts when the distinct measures are."""
-    count = table.num_rows
-    names = set(table.column_names)
-
-    def column(name: str) -> list[Any]:
-        values: list[Any] = table[name].to_pylist()
-        return values
-
-    def dollars(prefix: str) -> list[Decimal]:  # from Σ microdollars and Σ pico remainders
-        micro, pico = column(f"{prefix}_micro"), column(f"{prefix}_pico")
-        return [from_pusd(m * MICRO + p) for m, p in zip(micro, pico, strict=True)]
-
-    if group_by:
-        values = zip(*map(column, group_by), strict=True)
-        keys = [dict(zip(group_by, row, strict=True)) for row in values]
-    else:
-        keys = [{} for _ in range(count)]
-    nothing: list[Any] = [None] * count
-    p50 = p95 = nothing
-    if LATENCY_BUCKETS[0] in names:
-        p50, p95 = percentile_columns([table[b] for b in LATENCY_BUCKETS], (0.50, 0.95))
-    distinct: list[list[Any]] = [nothing] * 4
-    if "sessions" in names:
-        distinct = [
-            column("sessions"),
-            dollars("session_cost"),
-            column("workflows"),
-            dollars("workflow_cost"),
-        ]
-    writes = pc.add(table["cache_write_5m_tokens"], table["cache_write_1h_tokens"]).to_pylist()
-    return [
-        SpendRow(*fields)
-        for fields in zip(
-            keys,
-            column("slot") if "slot" in names else nothing,
-            *map(column, COUNTS),
-            writes,
-            dollars("cost"),
-            dollars("error_cost"),
-            p50,
-            p95,
-            *distinct,
-            strict=True,
-        )
-    ]
-
-
-def tie_ordered(table: pa.Table, group_by: Sequence[str]) -> pa.Table:
-    """``table`` (summed spend) sorted by slot, then by the group values in order (missing
-    values last): the order ``ordered`` keeps among equal values. Sorted in Arrow (UTF-8
-    byte order is code point order: Python's order of ``str``)."""
-    names = [*(["slot"] if "slot" in table.column_names else []), *group_by]
-    if not names:
-        return table
-    keys = [(name, "ascending", "at_end") for name in names]
-    return table.take(pc.sort_indices(table, sort_keys=keys))
-
-
-def ordered(rows: list[SpendRow], order: str) -> list[SpendRow]:
-    """``rows`` (in ``tie_ordered`` order) sorted by ``order`` (a measure or field; ``-``
-    first: descending), missing values last; equal values keep their order."""
-    name = order.removeprefix("-")
-    keyed = [(row.measure(name), row) for row in rows]  # each value computed once
-    present = [pair for pair in keyed if pair[0] is not None]
-    present.sort(key=itemgetter(0), reverse=order.startswith("-"))  # stable: ties keep order
-    return [row for _, row in present] + [row for value, row in keyed if value is None]

@@ -8,7 +8,10 @@ raises ``ConfigError`` with a sentence a person can act on (the API turns it int
 Money is ``Decimal`` (exact), tokens and counts ``int``. Measures derived from sums
 (``cost_per_1k_tokens``, ``cost_per_request``, ``cache_hit_rate``, ``cost_per_session`` …) are
 properties, ``None`` when their denominator is zero (or, for sessions and workflows, when the
-query did not ask for them with ``sessions=True``).
+query did not ask for them with ``sessions=True``). Each is the exact quotient rounded
+half-even to the places it is shown with: money to the picodollar (12 places), the cache-hit
+rate to 6; answers are ordered by those same values (``analytics.answer`` computes them
+column-wise, equal by construction and by test).
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from spendgate.errors import ConfigError
 from spendgate.store.spend import DIMENSIONS
-from spendgate.store.types import as_utc
+from spendgate.store.types import PICO, as_utc, from_pusd
 
 BUCKETS = ("hour", "day", "week", "month")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -51,7 +54,7 @@ COUNTS = ("requests", "errors", "unpriced", "input_tokens", "output_tokens", "ca
 # Orders a query accepts (prefix ``-`` for descending): a measure, or ``bucket`` / a group field.
 ORDERS = (*MEASURES, "bucket")
 
-_THOUSAND = Decimal(1000)
+_WIDE = Context(prec=60)  # money sums of any size, to the picodollar
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,30 +167,27 @@ class SpendRow:
 
     @property
     def cost_per_1k_tokens(self) -> Decimal | None:
-        tokens = self.total_tokens
-        return self.cost * _THOUSAND / tokens if tokens else None
+        return _per(self.cost, self.total_tokens, 1000)
 
     @property
     def cost_per_request(self) -> Decimal | None:
-        return self.cost / self.requests if self.requests else None
+        return _per(self.cost, self.requests)
 
     @property
     def cache_hit_rate(self) -> Decimal | None:
-        """cache_read / (input + cache_read + cache_write), as a fraction 0..1."""
+        """cache_read / (input + cache_read + cache_write), as a fraction 0..1 (6 places)."""
         prompt = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
-        return Decimal(self.cache_read_tokens) / prompt if prompt else None
+        if not prompt:
+            return None
+        return Decimal(rounded_quotient(self.cache_read_tokens * 10**6, prompt)).scaleb(-6)
 
     @property
     def cost_per_session(self) -> Decimal | None:
-        if self.session_cost is None or not self.sessions:
-            return None
-        return self.session_cost / self.sessions
+        return None if self.session_cost is None else _per(self.session_cost, self.sessions)
 
     @property
     def cost_per_workflow(self) -> Decimal | None:
-        if self.workflow_cost is None or not self.workflows:
-            return None
-        return self.workflow_cost / self.workflows
+        return None if self.workflow_cost is None else _per(self.workflow_cost, self.workflows)
 
     def measure(self, name: str) -> Any:
         """The value of measure (or group field) ``name``, for ordering and display."""
@@ -220,6 +220,22 @@ def row_to_dict(row: SpendRow) -> dict[str, Any]:
         for name in ("session_cost", "cost_per_session", "workflow_cost", "cost_per_workflow"):
             out[name] = money_text(getattr(row, name))
     return out
+
+
+def rounded_quotient(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` (both >= 0, denominator > 0) rounded half-even to an
+    integer: exact, however big."""
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    return quotient + (twice > denominator or (twice == denominator and quotient % 2 == 1))
+
+
+def _per(money: Decimal, count: int | None, scale: int = 1) -> Decimal | None:
+    """``money * scale / count`` rounded half-even to the picodollar; ``None`` for no count."""
+    if not count:
+        return None
+    pusd = int(money.scaleb(PICO, context=_WIDE)) * scale
+    return from_pusd(rounded_quotient(pusd, count))
 
 
 def money_text(value: Decimal | None) -> str | None:

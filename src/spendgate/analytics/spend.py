@@ -1,6 +1,7 @@
 """Spend answers over a store: the one query (``spend``) and the views a dashboard needs.
 
     spend(store, query)                          -> list[SpendRow]  any group-by / bucket / filter
+    answer(store, query)                         -> pa.Table        the same answer as columns
     totals(store, since, until, filters)         -> SpendRow         one row for the whole range
     compare(store, since, until, filters)        -> Comparison       this period vs the one before
     top(store, field, since, until, n, filters=) -> list[SpendRow]  the n biggest by cost
@@ -19,14 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from spendgate.analytics.measures import bucket_starts, ordered, rows_of, tie_ordered
+import pyarrow as pa
+
+from spendgate.analytics.answer import answer_rows, answer_table
+from spendgate.analytics.measures import bucket_starts
 from spendgate.analytics.query import SpendQuery, SpendRow
 from spendgate.store.db import Store
 from spendgate.store.spend import sum_spend
 
 
-def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
-    """The answer to ``query``: one row per group (and bucket), ordered and limited."""
+def answer(store: Store, query: SpendQuery) -> pa.Table:
+    """The answer to ``query`` as columns (``analytics.answer.answer_table``: ordered and
+    limited); ``answer_rows`` / ``answer_json`` make rows or the API's JSON of it."""
     with _collector_paused():
         sums = sum_spend(
             store.engine,
@@ -39,8 +44,14 @@ def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
             latency=query.latency,
             cache=store.rollup_cache,
         )
-        rows = ordered(rows_of(tie_ordered(sums, query.group_by), query.group_by), query.order)
-    return rows if query.limit is None else rows[: query.limit]
+        return answer_table(sums, query)
+
+
+def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
+    """The answer to ``query``: one row per group (and bucket), ordered and limited."""
+    table = answer(store, query)
+    with _collector_paused():
+        return answer_rows(table, query.group_by)
 
 
 @contextmanager

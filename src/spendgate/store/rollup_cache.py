@@ -56,12 +56,21 @@ log = logging.getLogger(__name__)
 DEFAULT_BYTES = 1 << 30
 # Slots a query loads itself; with more to load, SQL answers it and the worker loads them.
 EAGER_SLOTS = 4
-# The longest part a cache answers, by grain (longer ones go to SQL): every slot of it is held
-# at once.
-MAX_SPAN = {"hour": timedelta(hours=72), "day": timedelta(days=92)}
+# The longest part the cache answers, by rollup (longer ones go to SQL): every slot of it is
+# held at once. An hourly facet slot is small (one field's values in an hour), so a month of
+# them is held; the other hourly rollups' slots hold every combination of their fields.
+MAX_SPAN = {
+    spec.name: timedelta(days=92)
+    if spec.grain == "day"
+    else timedelta(days=32)
+    if spec.facets
+    else timedelta(hours=72)
+    for spec in ROLLUP_SPECS
+}
+_HOURS = timedelta(hours=72)  # what warming loads of the last hours of an hourly rollup
+_DAYS = timedelta(days=92)  # the most days warming loads
 # Warming stops once the copies take this share of the cache (the rest is for what is asked).
 WARM_SHARE = 0.75
-_GRAIN = {spec.name: spec.grain for spec in ROLLUP_SPECS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +137,8 @@ class RollupCache:
 
     def covers(self, table: str, start: datetime, end: datetime) -> bool:
         """Whether the cache answers the rows of ``table`` in ``[start, end)``."""
-        grain = _GRAIN.get(table)
-        return self._max_bytes > 0 and grain is not None and end - start <= MAX_SPAN[grain]
+        span = MAX_SPAN.get(table)
+        return self._max_bytes > 0 and span is not None and end - start <= span
 
     def clear(self) -> None:
         with self._lock:
@@ -204,23 +213,30 @@ class RollupCache:
         """Ask the worker to load the recent slots of every rollup, of each dimension or pair
         of a facet or pair rollup, so that questions over the last ``days`` days are answered
         from memory: the last ``days`` + 1 days of a daily rollup (up to ``MAX_SPAN``); of an
-        hourly one, the last ``MAX_SPAN`` hours and the two days around that start (the edges
-        of a window of ``days`` or ``days`` + 1 days ending now). Smallest rollups first, while
-        the copies take under ``WARM_SHARE`` of ``max_bytes``. Returns at once; until a slot
-        is loaded, questions that need it are answered as without it."""
+        hourly one, the last 72 hours and the two days around that start (the edges of a
+        window of ``days`` or ``days`` + 1 days ending now). Smallest rollups first; then, for
+        hourly series, every hour of those days of each field of the hourly facet rollup (up
+        to ``MAX_SPAN``); while the copies take under ``WARM_SHARE`` of ``max_bytes``. Returns
+        at once; until a slot is loaded, questions that need it are answered as without it."""
         if self._engine is None or self._max_bytes <= 0 or days <= 0:
             return
+        series: list[_Request] = []
         for spec in sorted(ROLLUP_SPECS, key=_warm_order):
             step = timedelta(hours=1) if spec.grain == "hour" else timedelta(days=1)
             end = floor_time(now, step) + step
-            start = end - min(timedelta(days=days + 1), MAX_SPAN["day"])
+            start = end - min(timedelta(days=days + 1), _DAYS)
             if spec.grain == "hour":  # the last hours, and the hours around that start
-                ranges = [(end - MAX_SPAN["hour"], end), (start, start + timedelta(days=2))]
+                ranges = [(end - _HOURS, end), (start, start + timedelta(days=2))]
             else:
                 ranges = [(start, end)]
             for sheet in _sheets(spec):
                 for low, high in ranges:
                     self._later(_Request(spec.name, sheet, low, high, warm=True))
+                if spec.grain == "hour" and spec.facets:
+                    low = max(start, end - MAX_SPAN[spec.name])
+                    series.append(_Request(spec.name, sheet, low, end, warm=True))
+        for request in series:
+            self._later(request)
 
     def _later(self, request: _Request) -> None:
         """Ask the worker to load the slots ``request`` names."""

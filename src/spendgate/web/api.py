@@ -10,6 +10,7 @@ is removed once sent (Parquet).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -28,9 +29,11 @@ from starlette.responses import (
 )
 from starlette.routing import BaseRoute, Route
 
-from spendgate.analytics import DIMENSIONS, SpendQuery, models, row_to_dict, spend
+from spendgate.analytics import DIMENSIONS, SpendQuery, models
 from spendgate.analytics import export as exports
+from spendgate.analytics.answer import answer_json
 from spendgate.analytics.periods import time_range
+from spendgate.analytics.spend import answer
 from spendgate.errors import ConfigError
 from spendgate.gateway.admin import api_handler
 from spendgate.store.db import Store
@@ -90,6 +93,22 @@ def spend_query(params: Iterable[tuple[str, str]], now: datetime) -> SpendQuery:
     )
 
 
+def spend_body(store: Store, query: SpendQuery) -> bytes:
+    """``GET /api/v1/spend``'s JSON: the query echoed, ``count`` and ``rows`` (made from the
+    answer's columns, ``analytics.answer.answer_json``: no Python object per row)."""
+    table = answer(store, query)
+    head = {
+        "since": _iso(query.since),
+        "until": _iso(query.until),
+        "group_by": list(query.group_by),
+        "bucket": query.bucket,
+        "order": query.order,
+        "count": table.num_rows,
+    }
+    text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    return f'{text[:-1]},"rows":{answer_json(table, query.group_by)}}}'.encode()
+
+
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -99,18 +118,8 @@ def api_routes(store: Store, *, clock: Callable[[], datetime]) -> list[BaseRoute
 
     async def get_spend(request: Request) -> Response:
         query = spend_query(request.query_params.multi_items(), clock())
-        rows = await asyncio.to_thread(spend, store, query)
-        return JSONResponse(
-            {
-                "since": _iso(query.since),
-                "until": _iso(query.until),
-                "group_by": list(query.group_by),
-                "bucket": query.bucket,
-                "order": query.order,
-                "rows": [row_to_dict(r) for r in rows],
-                "count": len(rows),
-            }
-        )
+        body = await asyncio.to_thread(spend_body, store, query)
+        return Response(body, media_type="application/json")
 
     async def get_models(request: Request) -> Response:
         options, filters = single_values(

@@ -1,0 +1,246 @@
+"""A spend answer as columns: summed spend (``store.spend.sum_spend``'s table) turned into the
+answer's measures, ordered and limited, then into ``SpendRow``s or straight into the API's
+JSON, without a Python object per row in between.
+
+    answer_table(sums, query) -> pa.Table       measures, ordered by query.order, limited
+    answer_rows(table, group_by) -> [SpendRow]  for the dashboard and the CLI
+    answer_json(table, group_by) -> str         the JSON array of rows (``row_to_dict``'s)
+
+Every value equals what ``SpendRow`` and ``row_to_dict`` give for the same sums: money is
+exact (picodollars, as two int64 columns ``<name>_micro`` and ``<name>_pico``, 0 <= pico <
+10**6), and each ratio is its exact quotient rounded half-even to the places it is shown
+with (``query.rounded_quotient``), here by long division in base 1000 so no intermediate
+value leaves int64. Arithmetic is checked: a sum too large for int64 raises
+``pyarrow.ArrowInvalid`` instead of wrapping. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spendgate.analytics.measures import MICRO, percentile_columns
+from spendgate.analytics.query import COUNTS, SpendQuery, SpendRow
+from spendgate.store.schema import LATENCY_BUCKETS
+from spendgate.store.types import from_pusd
+
+# Money columns (each as ``_micro`` and ``_pico``), in ``row_to_dict``'s order.
+MONEY = ("cost", "error_cost", "cost_per_1k_tokens", "cost_per_request")
+SESSION_MONEY = ("session_cost", "cost_per_session", "workflow_cost", "cost_per_workflow")
+RATE_PLACES = 6  # cache_hit_rate's decimal places (an int64 column of millionths)
+_INTS = (*COUNTS, "cache_write_tokens", "total_tokens")
+
+
+def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
+    """The answer to ``query`` from its summed spend: the group fields, ``bucket`` (with a
+    bucket), the counts and tokens, money, ``cache_hit_rate`` (millionths), latency p50/p95
+    (float ms, ``None`` without calls or latency), and with ``query.sessions`` the session
+    and workflow counts and money; ordered by ``query.order`` (missing values last, ties by
+    bucket then group values) and cut to ``query.limit``."""
+    columns: dict[str, Any] = {name: sums[name] for name in query.group_by}
+    if "slot" in sums.column_names:
+        columns["bucket"] = sums["slot"]
+    for name in COUNTS:
+        columns[name] = sums[name]
+    writes = pc.add_checked(sums["cache_write_5m_tokens"], sums["cache_write_1h_tokens"])
+    columns["cache_write_tokens"] = writes
+    prompt = pc.add_checked(pc.add_checked(sums["input_tokens"], sums["cache_read_tokens"]), writes)
+    tokens = pc.add_checked(prompt, sums["output_tokens"])
+    columns["total_tokens"] = tokens
+    cost = _money(columns, "cost", sums["cost_micro"], sums["cost_pico"])
+    _money(columns, "error_cost", sums["error_cost_micro"], sums["error_cost_pico"])
+    _ratio(columns, "cost_per_1k_tokens", _quotient([*cost, _ZERO], tokens))
+    _ratio(columns, "cost_per_request", _quotient(cost, sums["requests"]))
+    whole, millionths = _quotient([sums["cache_read_tokens"], _ZERO, _ZERO], prompt)
+    columns["cache_hit_rate"] = pc.add(pc.multiply(whole, MICRO), millionths)
+    p50 = p95 = pa.nulls(sums.num_rows, pa.float64())
+    if LATENCY_BUCKETS[0] in sums.column_names:
+        found = percentile_columns([sums[b] for b in LATENCY_BUCKETS], (0.50, 0.95))
+        p50, p95 = (pa.array(values, pa.float64()) for values in found)
+    columns["latency_p50_ms"], columns["latency_p95_ms"] = p50, p95
+    if query.sessions:
+        for name, plural in (("session", "sessions"), ("workflow", "workflows")):
+            columns[plural] = sums[plural]
+            spent = _money(
+                columns, f"{name}_cost", sums[f"{name}_cost_micro"], sums[f"{name}_cost_pico"]
+            )
+            _ratio(columns, f"cost_per_{name}", _quotient(spent, sums[plural]))
+    table = pa.table(columns)
+    order = pc.sort_indices(table, sort_keys=_sort_keys(table, query))
+    return table.take(order if query.limit is None else order[: query.limit])
+
+
+# A digit of the long division that is always 0: ``_quotient`` broadcasts the scalar.
+_ZERO = pa.scalar(0, pa.int64())
+
+
+def _money(
+    columns: dict[str, Any], name: str, micro: pa.ChunkedArray, pico: pa.ChunkedArray
+) -> list[Any]:
+    """Σ micro and Σ pico remainders normalised (pico below 10**6) into ``columns``; returns
+    the value's base-1000 digits (``_quotient``'s numerator: micro, pico's two halves)."""
+    if len(micro) and min(pc.min(micro).as_py(), pc.min(pico).as_py()) < 0:
+        raise ValueError(f"negative {name} sums: spend sums are never negative")
+    carry = pc.divide(pico, MICRO)
+    micro = pc.add_checked(micro, carry)
+    pico = pc.subtract(pico, pc.multiply(carry, MICRO))
+    columns[f"{name}_micro"], columns[f"{name}_pico"] = micro, pico
+    high = pc.divide(pico, 1000)
+    return [micro, high, pc.subtract(pico, pc.multiply(high, 1000))]
+
+
+def _ratio(columns: dict[str, Any], name: str, value: tuple[pa.Array, pa.Array]) -> None:
+    columns[f"{name}_micro"], columns[f"{name}_pico"] = value
+
+
+def _quotient(digits: Sequence[Any], divisor: Any) -> tuple[pa.Array, pa.Array]:
+    """round-half-even(N / divisor) for each row, N = Σ digits[i] * 1000**(len - 1 - i)
+    (every digit but the first below 1000, all non-negative), as (Q // 10**6, Q % 10**6);
+    null where the divisor is 0. Long division: each step divides ``remainder * 1000 +
+    digit`` (below ``1000 * divisor``) and gives one base-1000 digit of Q."""
+    none = pc.equal(divisor, 0)
+    safe = pc.if_else(none, 1, divisor)
+    steps: list[Any] = []
+    remainder: Any = None
+    for digit in digits:
+        if remainder is None:
+            current = pc.if_else(none, 0, digit)
+        else:
+            current = pc.add_checked(pc.multiply_checked(remainder, 1000), digit)
+        steps.append(pc.divide(current, safe))
+        remainder = pc.subtract(current, pc.multiply(steps[-1], safe))
+    twice = pc.multiply_checked(remainder, 2)
+    odd = pc.equal(pc.bit_wise_and(steps[-1], 1), 1)
+    up = pc.or_(pc.greater(twice, safe), pc.and_(pc.equal(twice, safe), odd))
+    low = pc.add(pc.add(pc.multiply(steps[-2], 1000), steps[-1]), pc.cast(up, pa.int64()))
+    high = steps[0]
+    for step in steps[1:-2]:
+        high = pc.add_checked(pc.multiply_checked(high, 1000), step)
+    carry = pc.divide(low, MICRO)  # a rounding up to 10**6
+    high, low = pc.add_checked(high, carry), pc.subtract(low, pc.multiply(carry, MICRO))
+    nothing = pa.scalar(None, pa.int64())
+    return pc.if_else(none, nothing, high), pc.if_else(none, nothing, low)
+
+
+def _sort_keys(table: pa.Table, query: SpendQuery) -> list[tuple[str, str, str]]:
+    """``query.order`` (a measure, ``bucket`` or a group field; ``-``: descending; missing
+    values last), then the ties: bucket, then each group field (missing values last)."""
+    name = query.order.removeprefix("-")
+    direction = "descending" if query.order.startswith("-") else "ascending"
+    if name in (*MONEY, *SESSION_MONEY):
+        first = [f"{name}_micro", f"{name}_pico"]
+    else:
+        first = [name] if name in table.column_names else []  # "bucket" without a bucket
+    ties = [*(["bucket"] if "bucket" in table.column_names else []), *query.group_by]
+    keys = [(column, direction, "at_end") for column in first]
+    return keys + [(column, "ascending", "at_end") for column in ties]
+
+
+def answer_rows(table: pa.Table, group_by: Sequence[str]) -> list[SpendRow]:
+    """``SpendRow``s from ``answer_table``'s table, in its order."""
+    count = table.num_rows
+    names = set(table.column_names)
+
+    def column(name: str) -> list[Any]:
+        values: list[Any] = table[name].to_pylist()
+        return values
+
+    def dollars(name: str) -> list[Any]:
+        micro, pico = column(f"{name}_micro"), column(f"{name}_pico")
+        return [from_pusd(m * MICRO + p) for m, p in zip(micro, pico, strict=True)]
+
+    if group_by:
+        values = zip(*map(column, group_by), strict=True)
+        keys = [dict(zip(group_by, row, strict=True)) for row in values]
+    else:
+        keys = [{} for _ in range(count)]
+    nothing: list[Any] = [None] * count
+    distinct: list[list[Any]] = [nothing] * 4
+    if "sessions" in names:
+        distinct = [
+            column("sessions"),
+            dollars("session_cost"),
+            column("workflows"),
+            dollars("workflow_cost"),
+        ]
+    return [
+        SpendRow(*fields)
+        for fields in zip(
+            keys,
+            column("bucket") if "bucket" in names else nothing,
+            *map(column, (*COUNTS, "cache_write_tokens")),
+            dollars("cost"),
+            dollars("error_cost"),
+            column("latency_p50_ms"),
+            column("latency_p95_ms"),
+            *distinct,
+            strict=True,
+        )
+    ]
+
+
+def answer_json(table: pa.Table, group_by: Sequence[str]) -> str:
+    """``answer_table``'s table as a JSON array of the objects ``row_to_dict`` makes (same
+    keys, same values), each value turned to JSON text column-wise."""
+    if not table.num_rows:
+        return "[]"
+    names = set(table.column_names)
+    fields: list[tuple[str, pa.Array]] = [(name, _text(table[name])) for name in group_by]
+    if "bucket" in names:
+        stamps = pc.strftime(table["bucket"], "%Y-%m-%dT%H:%M")
+        fields.append(("bucket", _joined('"', stamps, ':00Z"')))
+    fields += [(name, pc.cast(table[name], pa.string())) for name in _INTS]
+    fields += [(name, _dollars(table, name)) for name in MONEY]
+    fields.append(("cache_hit_rate", _decimal(table["cache_hit_rate"], RATE_PLACES)))
+    fields += [(name, _floats(table[name])) for name in ("latency_p50_ms", "latency_p95_ms")]
+    if "sessions" in names:
+        fields += [(name, pc.cast(table[name], pa.string())) for name in ("sessions", "workflows")]
+        fields += [(name, _dollars(table, name)) for name in SESSION_MONEY]
+    pieces: list[Any] = []
+    for index, (name, text) in enumerate(fields):
+        pieces += [("{" if not index else ",") + json.dumps(name) + ":", pc.fill_null(text, "null")]
+    rows = _joined(*pieces, "}")
+    return "[" + ",".join(rows.to_pylist()) + "]"
+
+
+def _joined(*pieces: Any) -> pa.Array:
+    """Strings (scalars and string columns) joined row by row."""
+    columns = (pa.scalar(p) if isinstance(p, str) else p for p in pieces)
+    return pc.binary_join_element_wise(*columns, "")
+
+
+def _text(values: pa.ChunkedArray) -> pa.Array:
+    """A string column as JSON strings (each distinct value through ``json.dumps``)."""
+    coded = pc.dictionary_encode(values.combine_chunks())
+    literals = [json.dumps(value, ensure_ascii=False) for value in coded.dictionary.to_pylist()]
+    return pc.take(pa.array(literals, pa.string()), coded.indices)
+
+
+def _dollars(table: pa.Table, name: str) -> pa.Array:
+    """A money column's JSON text (``money_text``: a decimal string, trailing zeros gone)."""
+    micro, pico = table[f"{name}_micro"], table[f"{name}_pico"]
+    whole = pc.divide(micro, MICRO)
+    fraction = pc.add(pc.multiply(pc.subtract(micro, pc.multiply(whole, MICRO)), MICRO), pico)
+    return _decimal_text(whole, fraction, 12)
+
+
+def _decimal(scaled: pa.ChunkedArray, places: int) -> pa.Array:
+    """Non-negative integers counting 10**-places as JSON decimal strings."""
+    unit = 10**places
+    whole = pc.divide(scaled, unit)
+    return _decimal_text(whole, pc.subtract(scaled, pc.multiply(whole, unit)), places)
+
+
+def _decimal_text(whole: Any, fraction: Any, places: int) -> pa.Array:
+    digits = pc.utf8_rtrim(pc.utf8_lpad(pc.cast(fraction, pa.string()), places, "0"), "0")
+    point = pc.if_else(pc.equal(pc.utf8_length(digits), 0), "", ".")
+    return _joined('"', pc.cast(whole, pa.string()), point, digits, '"')
+
+
+def _floats(values: pa.ChunkedArray) -> pa.Array:
+    """Floats as JSON numbers, exactly as ``json.dumps`` writes them (``repr``)."""
+    return pa.array([None if v is None else repr(v) for v in values.to_pylist()], pa.string())

@@ -1,0 +1,173 @@
+"""Answers built column-wise (analytics.answer) against independent references: ratios from
+``fractions.Fraction`` (its ``round`` is half-even), the JSON against ``json.dumps`` of
+``row_to_dict``, the order against Python's sort of the rows' shown values."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from spendgate.analytics.answer import answer_json, answer_rows, answer_table
+from spendgate.analytics.query import ORDERS, SpendQuery, SpendRow, row_to_dict
+from spendgate.store.rollup_cache import sums_schema
+from spendgate.store.spend import DISTINCT_MEASURES, ROLLUP_MEASURES
+
+SINCE = datetime(2026, 1, 1, tzinfo=UTC)
+GROUP = ("user_id", "model_id")
+MEASURES = (*ROLLUP_MEASURES, *DISTINCT_MEASURES)
+NAMES = ["alice", "bob", 'qu"ote\\back', "line\nbreak\t", "ünï €", "\x01ctl", ""]
+
+
+def random_sums(rng: random.Random, count: int) -> pa.Table:
+    """Summed spend as ``sum_spend`` returns it (unique group and slot per row), with zeros,
+    small and large values, missing keys and keys that JSON must escape."""
+
+    def value(name: str) -> int:
+        if rng.random() < 0.15:
+            return 0
+        if name.endswith("_pico"):  # a sum of remainders can pass 10**6
+            return rng.randint(0, 10**8)
+        if name.endswith("_micro"):  # up to $9.2 trillion
+            return rng.randint(0, 10 ** rng.randint(0, 18))
+        return rng.randint(0, 10 ** rng.randint(0, 12))
+
+    seen: set[tuple[Any, ...]] = set()
+    keys: list[tuple[Any, ...]] = []
+    while len(keys) < count:
+        key = (
+            None if rng.random() < 0.1 else f"{rng.choice(NAMES)}{rng.randint(0, 30)}",
+            rng.choice(["m1", "m2", None]),
+            SINCE + timedelta(hours=rng.randint(0, 5)),
+        )
+        if key not in seen:
+            seen.add(key)
+            keys.append(key)
+    fields = (*GROUP, "slot")
+    columns: dict[str, list[Any]] = {f: [key[i] for key in keys] for i, f in enumerate(fields)}
+    for name in MEASURES:
+        columns[name] = [value(name) for _ in range(count)]
+    columns["requests"] = [max(1, n) for n in columns["requests"]]
+    return pa.table(columns, schema=sums_schema(GROUP, True, MEASURES))
+
+
+def query(order: str = "-cost", limit: int | None = None) -> SpendQuery:
+    return SpendQuery.of(
+        SINCE,
+        SINCE + timedelta(days=1),
+        group_by=GROUP,
+        bucket="hour",
+        order=order,
+        limit=limit,
+        sessions=True,
+    )
+
+
+def half_even(value: Fraction, places: int) -> Decimal:
+    return Decimal(round(value * 10**places)).scaleb(-places)
+
+
+def reference(sums: dict[str, int]) -> dict[str, Decimal | None]:
+    """Each ratio from exact fractions, rounded half-even to its shown places."""
+    cost = Fraction(sums["cost_micro"] * 10**6 + sums["cost_pico"], 10**12)
+    writes = sums["cache_write_5m_tokens"] + sums["cache_write_1h_tokens"]
+    prompt = sums["input_tokens"] + sums["cache_read_tokens"] + writes
+    tokens = prompt + sums["output_tokens"]
+    session = Fraction(sums["session_cost_micro"] * 10**6 + sums["session_cost_pico"], 10**12)
+    return {
+        "cost_per_1k_tokens": half_even(cost * 1000 / tokens, 12) if tokens else None,
+        "cost_per_request": half_even(cost / sums["requests"], 12),
+        "cache_hit_rate": half_even(Fraction(sums["cache_read_tokens"], prompt), 6)
+        if prompt
+        else None,
+        "cost_per_session": half_even(session / sums["sessions"], 12) if sums["sessions"] else None,
+    }
+
+
+def test_ratios_are_exact_quotients_rounded_half_even() -> None:
+    sums = random_sums(random.Random(7), 400)
+    # exact halves, where rounding half-up and half-even differ: 2.5 -> 2, 7.5 -> 8 pusd
+    halves = {"cost_micro": 0, "cost_pico": 5, "requests": 2, "input_tokens": 0}
+    halves |= {"cache_read_tokens": 1, "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0}
+    halves |= {"output_tokens": 0, "sessions": 2, "session_cost_micro": 0, "session_cost_pico": 15}
+    rows = sums.to_pylist()
+    for index, extra in enumerate((halves, {**halves, "cost_pico": 15, "input_tokens": 1999999})):
+        rows[index] |= extra
+    sums = pa.Table.from_pylist(rows, schema=sums.schema)
+    table = answer_table(sums, query(order="user_id"))
+    answered = {
+        (r.keys["user_id"], r.keys["model_id"], r.bucket): r for r in answer_rows(table, GROUP)
+    }
+    assert len(answered) == sums.num_rows
+    for row in rows:
+        got = answered[(row["user_id"], row["model_id"], row["slot"])]
+        want = reference(row)
+        assert {name: getattr(got, name) for name in want} == want
+    first, second = (answered[(r["user_id"], r["model_id"], r["slot"])] for r in rows[:2])
+    assert first.cost_per_request == Decimal("2E-12") and first.cache_hit_rate == Decimal(1)
+    assert second.cost_per_request == Decimal("8E-12")  # 15 / 2 = 7.5 -> 8
+    assert second.cache_hit_rate == Decimal("0.000000")  # 1 / 2,000,000 = 0.0000005 -> 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_json_is_row_to_dict_of_the_rows(seed: int) -> None:
+    sums = random_sums(random.Random(seed), 300)
+    for latency in (True, False):
+        asked = query()
+        if not latency:
+            asked = SpendQuery.of(asked.since, asked.until, group_by=GROUP, latency=False)
+            sums = sums.select([*GROUP, *(n for n in sums.column_names if n in MEASURES)])
+        table = answer_table(sums, asked)
+        text = answer_json(table, asked.group_by)
+        expected = [row_to_dict(row) for row in answer_rows(table, asked.group_by)]
+        assert json.loads(text) == expected
+        assert text == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_an_empty_answer() -> None:
+    empty = sums_schema(GROUP, True, MEASURES).empty_table()
+    table = answer_table(empty, query())
+    assert (answer_rows(table, GROUP), answer_json(table, GROUP)) == ([], "[]")
+
+
+def shown(row: SpendRow, name: str) -> Any:
+    return row.measure(name)
+
+
+@pytest.mark.parametrize("order", [*ORDERS, "user_id", "model_id"])
+def test_answers_are_ordered_by_the_shown_values(order: str) -> None:
+    sums = random_sums(random.Random(3), 300)
+    for direction in ("", "-"):
+        rows = answer_rows(answer_table(sums, query(order=direction + order)), GROUP)
+        # Python's stable sort of the rows in tie order (bucket, then groups, missing last)
+        ties = sorted(
+            rows,
+            key=lambda r: (
+                r.bucket,
+                *((r.keys[f] is None, r.keys[f] or "") for f in GROUP),
+            ),
+        )
+        present = [r for r in ties if shown(r, order) is not None]
+        present.sort(key=lambda r: shown(r, order), reverse=direction == "-")
+        expected = present + [r for r in ties if shown(r, order) is None]
+        assert rows == expected, direction + order
+        limited = answer_rows(answer_table(sums, query(direction + order, limit=7)), GROUP)
+        assert limited == expected[:7]
+
+
+def test_sums_beyond_what_is_exact_raise_instead_of_wrapping() -> None:
+    rows = random_sums(random.Random(1), 3).to_pylist()
+    rows[0] |= {"input_tokens": 10**17, "cost_micro": 10**12}  # 10^17 tokens: 1000 x remainder
+    sums = pa.Table.from_pylist(rows, schema=sums_schema(GROUP, True, MEASURES))
+    with pytest.raises(pa.ArrowInvalid, match="overflow"):
+        answer_table(sums, query())
+    rows[0] |= {"input_tokens": 5, "cost_micro": -1}
+    sums = pa.Table.from_pylist(rows, schema=sums_schema(GROUP, True, MEASURES))
+    with pytest.raises(ValueError, match="negative cost"):
+        answer_table(sums, query())
