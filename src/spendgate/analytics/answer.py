@@ -171,7 +171,7 @@ def answer_rows(table: pa.Table, group_by: Sequence[str]) -> list[SpendRow]:
         SpendRow(*fields)
         for fields in zip(
             keys,
-            column("bucket") if "bucket" in names else nothing,
+            _repeated(table["bucket"]) if "bucket" in names else nothing,
             *map(column, (*COUNTS, "cache_write_tokens")),
             dollars("cost"),
             dollars("error_cost"),
@@ -181,6 +181,14 @@ def answer_rows(table: pa.Table, group_by: Sequence[str]) -> list[SpendRow]:
             strict=True,
         )
     ]
+
+
+def _repeated(values: pa.ChunkedArray) -> list[Any]:
+    """A column with few distinct values (the buckets) as Python objects: each distinct one
+    made once (an aware datetime costs ~5 µs to make: 50 ms for 10,000 rows)."""
+    coded = pc.dictionary_encode(values.combine_chunks())
+    distinct = coded.dictionary.to_pylist()
+    return [distinct[index] for index in coded.indices.to_pylist()]
 
 
 def answer_json(table: pa.Table, group_by: Sequence[str]) -> str:

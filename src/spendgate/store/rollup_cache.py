@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 import pyarrow as pa
@@ -71,6 +72,8 @@ _HOURS = timedelta(hours=72)  # what warming loads of the last hours of an hourl
 _DAYS = timedelta(days=92)  # the most days warming loads
 # Warming stops once the copies take this share of the cache (the rest is for what is asked).
 WARM_SHARE = 0.75
+# Slots averaging fewer rows than this are summed as one chunk (copied together first).
+_SMALL_SLOT_ROWS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,11 +375,11 @@ def _summed(
     measures = schema.names[len(values) + slotted :]
     if any(code is None for code in codes.values()):
         return schema.empty_table()
-    pieces, slots = _selected(loaded, codes, [*group_by, *measures], slotted=slotted)
-    if not pieces:
+    rows, slots = _selected(loaded, codes, [*group_by, *measures], slotted=slotted)
+    if rows is None or not rows.num_rows:
         return schema.empty_table()
     keys = [*group_by, *(["slot"] if slotted else [])]
-    sums = sum_by(pa.concat_tables(pieces), keys, measures)
+    sums = sum_by(rows, keys, measures)
     columns = [
         pa.array(known, pa.string()).take(sums[field])
         for field, known in zip(group_by, values, strict=True)
@@ -392,26 +395,37 @@ def _selected(
     columns: list[str],
     *,
     slotted: bool,
-) -> tuple[list[pa.Table], list[datetime | None]]:
-    """The ``columns`` of each slot's rows whose dimensions have ``codes``, and (``slotted``)
-    a ``slot`` column: the index of the slot's grain start in the list returned with them."""
-    pieces = []
+) -> tuple[pa.Table | None, list[datetime | None]]:
+    """The ``columns`` of the slots' rows whose dimensions have ``codes``, as one table
+    (``None``: no rows), and (``slotted``) a ``slot`` column: the index of the slot's grain
+    start in the list returned with it. Done once over all the slots, not slot by slot (a
+    month of hourly slots is 720 of them); many small slots are made one chunk, as Arrow's
+    group-by pays per chunk."""
+    kept = [(table, slot) for table, slot in loaded if table.num_rows]
+    if not kept:
+        return None, []
+    whole = pa.concat_tables([table for table, _ in kept]).select(
+        [*columns, *(field for field in codes if field not in columns)]
+    )
     slots: list[datetime | None] = []
-    for table, slot in loaded:
-        mask = None
-        for field, code in codes.items():
-            match = pc.equal(table[field], code)
-            mask = match if mask is None else pc.and_(mask, match)
-        rows = (table if mask is None else table.filter(mask)).select(columns)
-        if not rows.num_rows:
-            continue
-        if slotted:
+    if slotted:
+        indexes = []
+        for _, slot in kept:
             if not slots or slots[-1] != slot:
                 slots.append(slot)
-            index = pa.array([len(slots) - 1] * rows.num_rows, pa.int32())
-            rows = rows.append_column("slot", index)
-        pieces.append(rows)
-    return pieces, slots
+            indexes.append(len(slots) - 1)
+        ends = pa.array(list(accumulate(table.num_rows for table, _ in kept)), pa.int32())
+        runs = pa.RunEndEncodedArray.from_arrays(ends, pa.array(indexes, pa.int32()))
+        whole = whole.append_column("slot", pc.run_end_decode(runs))
+    mask = None
+    for field, code in codes.items():
+        match = pc.equal(whole[field], code)
+        mask = match if mask is None else pc.and_(mask, match)
+    if mask is not None:
+        whole = whole.filter(mask)
+    if whole.num_rows < _SMALL_SLOT_ROWS * len(kept):
+        whole = whole.combine_chunks()
+    return whole.select([*columns, *(["slot"] if slotted else [])]), slots
 
 
 def _marks(
