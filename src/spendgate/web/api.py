@@ -29,11 +29,9 @@ from starlette.responses import (
 )
 from starlette.routing import BaseRoute, Route
 
-from spendgate.analytics import DIMENSIONS, SpendQuery, models
+from spendgate.analytics import DIMENSIONS, SpendQuery, answer, answer_json, models
 from spendgate.analytics import export as exports
-from spendgate.analytics.answer import answer_json
 from spendgate.analytics.periods import time_range
-from spendgate.analytics.spend import answer
 from spendgate.errors import ConfigError
 from spendgate.gateway.admin import api_handler
 from spendgate.store.db import Store
