@@ -23,16 +23,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spendgate.analytics.measures import MICRO, percentile_columns
-from spendgate.analytics.query import COUNTS, SpendQuery, SpendRow
+from spendgate.analytics.measures import percentile_columns
+from spendgate.analytics.query import (
+    COUNTS,
+    INTEGERS,
+    MONEY,
+    RATE_PLACES,
+    SESSION_MONEY,
+    SpendQuery,
+    SpendRow,
+)
+from spendgate.store.rollup_sql import MICRO
 from spendgate.store.schema import LATENCY_BUCKETS
-from spendgate.store.types import from_pusd
-
-# Money columns (each as ``_micro`` and ``_pico``), in ``row_to_dict``'s order.
-MONEY = ("cost", "error_cost", "cost_per_1k_tokens", "cost_per_request")
-SESSION_MONEY = ("session_cost", "cost_per_session", "workflow_cost", "cost_per_workflow")
-RATE_PLACES = 6  # cache_hit_rate's decimal places (an int64 column of millionths)
-_INTS = (*COUNTS, "cache_write_tokens", "total_tokens")
+from spendgate.store.types import PICO, from_pusd
 
 
 def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
@@ -53,10 +56,10 @@ def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
     columns["total_tokens"] = tokens
     cost = _money(columns, "cost", sums["cost_micro"], sums["cost_pico"])
     _money(columns, "error_cost", sums["error_cost_micro"], sums["error_cost_pico"])
-    _ratio(columns, "cost_per_1k_tokens", _quotient([*cost, _ZERO], tokens))
-    _ratio(columns, "cost_per_request", _quotient(cost, sums["requests"]))
+    _put(columns, "cost_per_1k_tokens", *_quotient([*cost, _ZERO], tokens))
+    _put(columns, "cost_per_request", *_quotient(cost, sums["requests"]))
     whole, millionths = _quotient([sums["cache_read_tokens"], _ZERO, _ZERO], prompt)
-    columns["cache_hit_rate"] = pc.add(pc.multiply(whole, MICRO), millionths)
+    columns["cache_hit_rate"] = pc.add(pc.multiply(whole, MICRO), millionths)  # RATE_PLACES
     p50 = p95 = pa.nulls(sums.num_rows, pa.float64())
     if LATENCY_BUCKETS[0] in sums.column_names:
         found = percentile_columns([sums[b] for b in LATENCY_BUCKETS], (0.50, 0.95))
@@ -68,7 +71,7 @@ def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
             spent = _money(
                 columns, f"{name}_cost", sums[f"{name}_cost_micro"], sums[f"{name}_cost_pico"]
             )
-            _ratio(columns, f"cost_per_{name}", _quotient(spent, sums[plural]))
+            _put(columns, f"cost_per_{name}", *_quotient(spent, sums[plural]))
     table = pa.table(columns)
     order = pc.sort_indices(table, sort_keys=_sort_keys(table, query))
     return table.take(order if query.limit is None else order[: query.limit])
@@ -85,16 +88,21 @@ def _money(
     the value's base-1000 digits (``_quotient``'s numerator: micro, pico's two halves)."""
     if len(micro) and min(pc.min(micro).as_py(), pc.min(pico).as_py()) < 0:
         raise ValueError(f"negative {name} sums: spend sums are never negative")
-    carry = pc.divide(pico, MICRO)
-    micro = pc.add_checked(micro, carry)
-    pico = pc.subtract(pico, pc.multiply(carry, MICRO))
-    columns[f"{name}_micro"], columns[f"{name}_pico"] = micro, pico
+    micro, pico = _normalised(micro, pico)
+    _put(columns, name, micro, pico)
     high = pc.divide(pico, 1000)
     return [micro, high, pc.subtract(pico, pc.multiply(high, 1000))]
 
 
-def _ratio(columns: dict[str, Any], name: str, value: tuple[pa.Array, pa.Array]) -> None:
-    columns[f"{name}_micro"], columns[f"{name}_pico"] = value
+def _normalised(high: Any, low: Any) -> tuple[Any, Any]:
+    """``high * 10**6 + low`` (both non-negative) with what ``low`` holds of 10**6 and more
+    carried into ``high``."""
+    carry = pc.divide(low, MICRO)
+    return pc.add_checked(high, carry), pc.subtract(low, pc.multiply(carry, MICRO))
+
+
+def _put(columns: dict[str, Any], name: str, micro: Any, pico: Any) -> None:
+    columns[f"{name}_micro"], columns[f"{name}_pico"] = micro, pico
 
 
 def _quotient(digits: Sequence[Any], divisor: Any) -> tuple[pa.Array, pa.Array]:
@@ -120,8 +128,7 @@ def _quotient(digits: Sequence[Any], divisor: Any) -> tuple[pa.Array, pa.Array]:
     high = steps[0]
     for step in steps[1:-2]:
         high = pc.add_checked(pc.multiply_checked(high, 1000), step)
-    carry = pc.divide(low, MICRO)  # a rounding up to 10**6
-    high, low = pc.add_checked(high, carry), pc.subtract(low, pc.multiply(carry, MICRO))
+    high, low = _normalised(high, low)  # a rounding up to 10**6
     nothing = pa.scalar(None, pa.int64())
     return pc.if_else(none, nothing, high), pc.if_else(none, nothing, low)
 
@@ -201,7 +208,7 @@ def answer_json(table: pa.Table, group_by: Sequence[str]) -> str:
     if "bucket" in names:
         stamps = pc.strftime(table["bucket"], "%Y-%m-%dT%H:%M")
         fields.append(("bucket", _joined('"', stamps, ':00Z"')))
-    fields += [(name, pc.cast(table[name], pa.string())) for name in _INTS]
+    fields += [(name, pc.cast(table[name], pa.string())) for name in INTEGERS]
     fields += [(name, _dollars(table, name)) for name in MONEY]
     fields.append(("cache_hit_rate", _decimal(table["cache_hit_rate"], RATE_PLACES)))
     fields += [(name, _floats(table[name])) for name in ("latency_p50_ms", "latency_p95_ms")]
@@ -233,7 +240,7 @@ def _dollars(table: pa.Table, name: str) -> pa.Array:
     micro, pico = table[f"{name}_micro"], table[f"{name}_pico"]
     whole = pc.divide(micro, MICRO)
     fraction = pc.add(pc.multiply(pc.subtract(micro, pc.multiply(whole, MICRO)), MICRO), pico)
-    return _decimal_text(whole, fraction, 12)
+    return _decimal_text(whole, fraction, PICO)
 
 
 def _decimal(scaled: pa.ChunkedArray, places: int) -> pa.Array:

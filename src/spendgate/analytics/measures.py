@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 
 from spendgate.store.schema import LATENCY_BOUNDS_MS
 
-MICRO = 1_000_000
 _LOWS = (0, *LATENCY_BOUNDS_MS)  # each histogram bucket's lower bound (ms)
 
 

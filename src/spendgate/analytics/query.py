@@ -51,6 +51,13 @@ MEASURES = (
 )
 # The counts a ``SpendRow`` holds as summed (same names as the sums), in field order.
 COUNTS = ("requests", "errors", "unpriced", "input_tokens", "output_tokens", "cache_read_tokens")
+# The integer measures of ``row_to_dict`` (and the API's rows), in order.
+INTEGERS = (*COUNTS, "cache_write_tokens", "total_tokens")
+# Its money measures (decimal strings to the picodollar), in order; the session ones only with
+# ``SpendQuery.sessions``.
+MONEY = ("cost", "error_cost", "cost_per_1k_tokens", "cost_per_request")
+SESSION_MONEY = ("session_cost", "cost_per_session", "workflow_cost", "cost_per_workflow")
+RATE_PLACES = 6  # cache_hit_rate's decimal places
 # Orders a query accepts (prefix ``-`` for descending): a measure, or ``bucket`` / a group field.
 ORDERS = (*MEASURES, "bucket")
 
@@ -175,11 +182,12 @@ class SpendRow:
 
     @property
     def cache_hit_rate(self) -> Decimal | None:
-        """cache_read / (input + cache_read + cache_write), as a fraction 0..1 (6 places)."""
+        """cache_read / (input + cache_read + cache_write), as a fraction 0..1 (``RATE_PLACES``)."""
         prompt = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
         if not prompt:
             return None
-        return Decimal(rounded_quotient(self.cache_read_tokens * 10**6, prompt)).scaleb(-6)
+        scaled = rounded_quotient(self.cache_read_tokens * 10**RATE_PLACES, prompt)
+        return Decimal(scaled).scaleb(-RATE_PLACES)
 
     @property
     def cost_per_session(self) -> Decimal | None:
@@ -207,9 +215,9 @@ def row_to_dict(row: SpendRow) -> dict[str, Any]:
     out: dict[str, Any] = dict(row.keys)
     if row.bucket is not None:
         out["bucket"] = row.bucket.strftime("%Y-%m-%dT%H:%M:%SZ")
-    for name in (*COUNTS, "cache_write_tokens", "total_tokens"):
+    for name in INTEGERS:
         out[name] = getattr(row, name)
-    for name in ("cost", "error_cost", "cost_per_1k_tokens", "cost_per_request"):
+    for name in MONEY:
         out[name] = money_text(getattr(row, name))
     out["cache_hit_rate"] = ratio_text(row.cache_hit_rate)
     out["latency_p50_ms"] = row.latency_p50_ms
@@ -217,7 +225,7 @@ def row_to_dict(row: SpendRow) -> dict[str, Any]:
     if row.sessions is not None:
         out["sessions"] = row.sessions
         out["workflows"] = row.workflows
-        for name in ("session_cost", "cost_per_session", "workflow_cost", "cost_per_workflow"):
+        for name in SESSION_MONEY:
             out[name] = money_text(getattr(row, name))
     return out
 
@@ -246,8 +254,8 @@ def money_text(value: Decimal | None) -> str | None:
 
 
 def ratio_text(value: Decimal | None) -> str | None:
-    """A ratio as a decimal string with 6 places; ``None`` stays."""
-    return None if value is None else _plain(value.quantize(Decimal("1E-6")))
+    """A ratio as a decimal string with ``RATE_PLACES`` places; ``None`` stays."""
+    return None if value is None else _plain(value.quantize(Decimal(1).scaleb(-RATE_PLACES)))
 
 
 def _plain(value: Decimal) -> str:

@@ -60,16 +60,13 @@ EAGER_SLOTS = 4
 # The longest part the cache answers, by rollup (longer ones go to SQL): every slot of it is
 # held at once. An hourly facet slot is small (one field's values in an hour), so a month of
 # them is held; the other hourly rollups' slots hold every combination of their fields.
+_DAYS = timedelta(days=92)  # of a daily rollup (and the most days warming loads)
+_FACET_HOURS = timedelta(days=32)  # of the hourly facet rollup
+_HOURS = timedelta(hours=72)  # of the other hourly rollups (and what warming loads of them)
 MAX_SPAN = {
-    spec.name: timedelta(days=92)
-    if spec.grain == "day"
-    else timedelta(days=32)
-    if spec.facets
-    else timedelta(hours=72)
+    spec.name: _DAYS if spec.grain == "day" else _FACET_HOURS if spec.facets else _HOURS
     for spec in ROLLUP_SPECS
 }
-_HOURS = timedelta(hours=72)  # what warming loads of the last hours of an hourly rollup
-_DAYS = timedelta(days=92)  # the most days warming loads
 # Warming stops once the copies take this share of the cache (the rest is for what is asked).
 WARM_SHARE = 0.75
 # Slots averaging fewer rows than this are summed as one chunk (copied together first).
@@ -376,7 +373,7 @@ def _summed(
     if any(code is None for code in codes.values()):
         return schema.empty_table()
     rows, slots = _selected(loaded, codes, [*group_by, *measures], slotted=slotted)
-    if rows is None or not rows.num_rows:
+    if rows is None:
         return schema.empty_table()
     keys = [*group_by, *(["slot"] if slotted else [])]
     sums = sum_by(rows, keys, measures)
@@ -397,7 +394,7 @@ def _selected(
     slotted: bool,
 ) -> tuple[pa.Table | None, list[datetime | None]]:
     """The ``columns`` of the slots' rows whose dimensions have ``codes``, as one table
-    (``None``: no rows), and (``slotted``) a ``slot`` column: the index of the slot's grain
+    (``None``: no such rows), and (``slotted``) a ``slot`` column: the index of the slot's grain
     start in the list returned with it. Done once over all the slots, not slot by slot (a
     month of hourly slots is 720 of them); many small slots are made one chunk, as Arrow's
     group-by pays per chunk."""
@@ -423,6 +420,8 @@ def _selected(
         mask = match if mask is None else pc.and_(mask, match)
     if mask is not None:
         whole = whole.filter(mask)
+    if not whole.num_rows:
+        return None, []
     if whole.num_rows < _SMALL_SLOT_ROWS * len(kept):
         whole = whole.combine_chunks()
     return whole.select([*columns, *(["slot"] if slotted else [])]), slots

@@ -95,11 +95,6 @@ class Part:
     sign: int = 1  # -1: subtract these sums (see ``plan``)
 
 
-def _ceil(moment: datetime, step: timedelta) -> datetime:
-    floor = floor_time(moment, step)
-    return floor if floor == moment else floor + step
-
-
 def plan(since: datetime, until: datetime, *, rollups: bool, days: bool) -> list[Part]:
     """The parts that answer ``[since, until)``: see the module docstring. ``days`` allows
     the daily rollups; ``rollups`` allows any rollup.
