@@ -325,9 +325,14 @@ QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     # three fields that no rollup but the full ones holds together
     ("by department,region,status", {"group_by": "department,region,status"}),
     ("by user_id,model_id,operation", {"group_by": "user_id,model_id,operation"}),
+    # distinct sessions and workflows: the id rollups
+    ("total + sessions", {"sessions": True}),
+    ("by department + sessions", {"group_by": "department", "sessions": True}),
+    ("by agent, daily + sessions", {"group_by": "agent", "bucket": "day", "sessions": True}),
+    ("by user_id,region + sessions", {"group_by": "user_id,region", "sessions": True}),
 )
 RAW_QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
-    ("by department + sessions (raw, 1 day)", {"group_by": "department", "sessions": True}),
+    ("by workflow_id + sessions (raw, 1 day)", {"group_by": "workflow_id", "sessions": True}),
 )
 
 

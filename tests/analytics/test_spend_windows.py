@@ -51,16 +51,22 @@ def made_events(count: int = 900) -> list[Event]:
                 latency_ms=rng.randrange(1, 9000),
                 cost_usd=Decimal(rng.randrange(0, 10**10)).scaleb(-12) if priced else None,
                 unpriced=not priced,
+                session_id=rng.choice([*(f"s{i}" for i in range(40)), None]),
+                workflow_id=rng.choice(["w1", "w2", "w3", "", None, None]),  # "": no id
             )
         )
     return out
 
 
-def expected(
-    made: list[Event], query: SpendQuery
-) -> dict[tuple[object, ...], tuple[int, int, Decimal]]:
-    """(requests, input tokens, cost) per group (and bucket), computed here from the events."""
+Sums = tuple[object, ...]
+
+
+def expected(made: list[Event], query: SpendQuery) -> dict[tuple[object, ...], Sums]:
+    """(requests, input tokens, cost) per group (and bucket), computed here from the events;
+    with ``query.sessions``, then the sessions, their spend, the workflows and theirs."""
     out: dict[tuple[object, ...], list[object]] = defaultdict(lambda: [0, 0, Decimal(0)])
+    ids: dict[tuple[object, ...], list[set[str]]] = defaultdict(lambda: [set(), set()])
+    spent: dict[tuple[object, ...], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 2)
     for event in made:
         if not query.since <= event.ts < query.until:
             continue
@@ -73,16 +79,28 @@ def expected(
         sums[0] = int(sums[0]) + 1  # type: ignore[call-overload]
         sums[1] = int(sums[1]) + event.input_tokens  # type: ignore[call-overload]
         sums[2] = Decimal(sums[2]) + (event.cost_usd or 0)  # type: ignore[arg-type]
-    return {k: (int(v[0]), int(v[1]), Decimal(v[2])) for k, v in out.items()}  # type: ignore[call-overload]
+        for index, value in enumerate((event.session_id, event.workflow_id)):
+            if value:
+                ids[key][index].add(value)
+                spent[key][index] += event.cost_usd or 0
+    plain = {k: (int(v[0]), int(v[1]), Decimal(v[2])) for k, v in out.items()}  # type: ignore[call-overload]
+    if not query.sessions:
+        return plain
+    return {
+        k: (*v, len(ids[k][0]), spent[k][0], len(ids[k][1]), spent[k][1])
+        for k, v in plain.items()
+    }
 
 
-def answered(store: Store, query: SpendQuery) -> dict[tuple[object, ...], tuple[int, int, Decimal]]:
+def answered(store: Store, query: SpendQuery) -> dict[tuple[object, ...], Sums]:
     out = {}
     for row in spend(store, query):
         key: tuple[object, ...] = tuple(row.keys[name] for name in query.group_by)
         if query.bucket is not None:
             key += (row.bucket,)
         out[key] = (row.requests, row.input_tokens, row.cost)
+        if query.sessions:
+            out[key] += (row.sessions, row.session_cost, row.workflows, row.workflow_cost)
     return out
 
 
@@ -116,6 +134,14 @@ QUERIES = (
     # three fields from different families: only the full rollups hold them (the cache)
     {"group_by": "department,region,status", "bucket": "day"},
     {"group_by": "user_id,region,status", "filters": {"project": "a"}, "bucket": "week"},
+    # distinct counts: from the id rollups
+    {"sessions": True},
+    {"group_by": "department", "sessions": True},
+    {"group_by": "user_id,region", "filters": {"project": "b"}, "bucket": "day", "sessions": True},
+    {"group_by": "base_model", "bucket": "hour", "sessions": True},
+    # grouped by an id: raw events
+    {"group_by": "session_id", "sessions": True},
+    {"group_by": "project", "filters": {"workflow_id": "w2"}, "sessions": True},
 )
 
 
@@ -166,13 +192,14 @@ def test_pair_rollup_holds_sealed_days_and_late_events(store: Store) -> None:
     with store.engine.connect() as connection:
         sealed = sealed_until(connection)
     assert set(sealed.values()) == {T0 + timedelta(days=4)}
-    assert len(sealed) == 5 + len(PAIRS.pairs)  # five rollups, and each pair on its own
+    assert len(sealed) == 6 + len(PAIRS.pairs)  # six rollups, and each pair on its own
     assert pair_rows(store, since=T0) > 0
     assert pair_rows(store, since=T0 + timedelta(days=4)) == 0
     queries = [
         SpendQuery.of(T0, T0 + SPAN, "user_id,region"),  # sealed days, then spend_daily
         SpendQuery.of(T0 + timedelta(hours=30), T0 + timedelta(days=3), "department,status"),
         SpendQuery.of(T0, T0 + SPAN, "region", filters={"user_id": "u2"}, bucket="day"),
+        SpendQuery.of(T0, T0 + SPAN, "department", bucket="day", sessions=True),  # id rollups
     ]
     for query in queries:
         assert answered(store, query) == expected(made[:600], query)
@@ -271,6 +298,7 @@ def test_sealing_a_unit_per_fold_keeps_every_answer_right(store: Store) -> None:
         SpendQuery.of(T0, T0 + SPAN, "department", bucket="day"),  # the daily facets
         SpendQuery.of(T0, T0 + SPAN, "project,agent"),  # spend_daily_org
         SpendQuery.of(T0 + timedelta(hours=5), T0 + SPAN, "user_id,region,status"),  # full
+        SpendQuery.of(T0, T0 + SPAN, "project", sessions=True),  # the daily id rollup
     ]
     counts = []
     for _ in range(70):
@@ -278,7 +306,7 @@ def test_sealing_a_unit_per_fold_keeps_every_answer_right(store: Store) -> None:
         with connection, connection.begin():
             writer.fold(connection, now=now, seal_budget_s=0.0)  # one unit per fold
             counts.append(len(sealed_until(connection)))
-        if counts[-1] in (1, 6, 30, 57):
+        if counts[-1] in (1, 6, 30, 58):
             for query in queries:
                 assert answered(store, query) == expected(made, query), (counts[-1], query)
-    assert counts[:3] == [1, 2, 3] and counts[-1] == 5 + len(PAIRS.pairs) == 57
+    assert counts[:3] == [1, 2, 3] and counts[-1] == 6 + len(PAIRS.pairs) == 58

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select
 
 from spendgate.events import Event
 from spendgate.store import Store, migrate
-from spendgate.store.engine import make_engine, parse_url
-from spendgate.store.schema import ROLLUP_SPECS, metadata
+from spendgate.store.engine import BEGIN_MODE, make_engine, parse_url
+from spendgate.store.rollups import rebuild
+from spendgate.store.schema import ROLLUP_SPECS, metadata, rollup_tables, spend_sealed
 
 from helpers import marked_slots
 
@@ -56,16 +59,47 @@ def test_reopening_a_migrated_database_changes_nothing(db_url: str, store: Store
     assert migrate.current_revision(store.engine) == migrate.head_revision()
 
 
-def test_rollups_built_before_0005_get_their_slot_tokens(store: Store) -> None:
-    """From 0003 up, with events stored: 0004 rebuilds the rollups (before ``spend_marks``
-    exists) and 0005 gives every slot of every rollup a token."""
+@pytest.mark.parametrize("start", ["0003", "0005"])
+def test_rollups_built_before_a_revision_hold_what_the_writer_builds(
+    store: Store, start: str
+) -> None:
+    """From 0003 (the head's rebuild rolls up every stored event) or 0005 (0006 rolls up the
+    sessions and workflows with its own frozen SQL), with events stored: every slot of every
+    rollup gets a token, and every rollup holds exactly what today's writer builds from the
+    same events."""
     base = datetime(2026, 5, 4, 22, tzinfo=UTC)
     store.insert_events(
-        [Event(ts=base + timedelta(hours=h), department="eng", input_tokens=h) for h in range(30)]
+        [
+            Event(
+                ts=base + timedelta(hours=h, minutes=h),
+                department="eng" if h % 3 else None,
+                input_tokens=h,
+                cost_usd=Decimal("0.000123456789") * h if h % 4 else None,
+                session_id=f"s-{h // 5}",
+                workflow_id=f"w-{h // 11}" if h % 2 else "",
+            )
+            for h in range(30)
+        ]
     )
-    store.fold()
-    migrate.downgrade(store.engine, "0003")
+    store.fold()  # every day has ended: all sealed
+    migrate.downgrade(store.engine, start)
     migrate.upgrade(store.engine)
     assert differences(store.engine) == []
     slots = marked_slots(store.engine)
     assert slots == {spec.name: 30 if spec.grain == "hour" else 3 for spec in ROLLUP_SPECS}
+    migrated = rollup_rows(store.engine)
+    assert len(migrated["spend_ids_hourly"]) > 30 and len(migrated["spend_ids_daily"]) > 3
+    connection = store.engine.connect().execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+    with connection, connection.begin():
+        rebuild(connection)
+    assert rollup_rows(store.engine) == migrated
+
+
+def rollup_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as connection:
+        rows = {
+            name: sorted(tuple(row) for row in connection.execute(select(table)))
+            for name, table in rollup_tables.items()
+        }
+        rows["spend_sealed"] = sorted(tuple(r) for r in connection.execute(select(spend_sealed)))
+    return rows

@@ -46,6 +46,8 @@ def random_events(count: int, seed: int) -> list[Event]:
                 latency_ms=rng.choice([None, rng.randrange(1, 60_000)]),
                 cost_usd=None if unpriced else Decimal(rng.randrange(0, 10**15)).scaleb(-12),
                 unpriced=unpriced,
+                session_id=rng.choice(["s1", "s2", "s3", None]),
+                workflow_id=rng.choice(["w1", "", None]),  # "": no id
             )
         )
     return made
@@ -80,15 +82,41 @@ def rollup_totals(
 
 
 def every_rollup(store: Store) -> dict[str, tuple[tuple[int, ...], Decimal]]:
-    """Totals of every rollup, and of every dimension of each facet rollup."""
+    """Totals of every rollup, and of every dimension of each facet rollup; and asserts that
+    each id rollup holds the requests and spend of the events with each id (``id_totals``)."""
     out = {}
     for spec in ROLLUP_SPECS:
+        if spec.ids:
+            assert id_totals(store, spec.name) == id_totals(store, "events"), spec.name
+            continue
         if spec.pairs:
             dimensions: tuple[str | None, ...] = tuple(f"{a},{b}" for a, b in spec.pairs)
         else:
             dimensions = spec.dimensions if spec.facets else (None,)
         for dimension in dimensions:
             out[f"{spec.name}:{dimension}"] = rollup_totals(store, spec.name, dimension)
+    return out
+
+
+def id_totals(store: Store, name: str) -> dict[str, tuple[int, Decimal]]:
+    """Per id field, the requests and spend of an id rollup's rows, or (``events``) of the
+    events with such an id."""
+    out = {}
+    for field in ("session_id", "workflow_id"):
+        if name == "events":
+            query = select(func.count(), func.sum(events.c.cost_pusd))
+            query = query.where(func.coalesce(events.c[field], "") != "")
+        else:
+            table = rollup_tables[name]
+            micro_pico = table.c.cost_micro * 10**6 + table.c.cost_pico
+            query = select(func.sum(table.c.requests), func.sum(micro_pico))
+            query = query.where(table.c.dimension == field)
+        with store.engine.connect() as connection:
+            requests, cost = connection.execute(query).one()
+        out[field] = (
+            int(requests or 0),
+            Decimal(cost or 0) if name == "events" else from_pusd(int(cost or 0)),
+        )
     return out
 
 
@@ -102,7 +130,8 @@ def test_every_rollup_sums_the_events_exactly(store: Store) -> None:
     store.fold()
     assert rollup_totals(store, "spend_pending") == ((0, 0, 0, 0), Decimal(0))
     totals = every_rollup(store)
-    assert len(totals) == len(ROLLUP_SPECS) - 3 + 2 * len(ROLLUP_DIMENSIONS) + len(PAIRS.pairs)
+    assert len(totals) == len(ROLLUP_SPECS) - 5 + 2 * len(ROLLUP_DIMENSIONS) + len(PAIRS.pairs)
+    assert id_totals(store, "spend_ids_daily")["workflow_id"][0] > 0
     for name, got in totals.items():
         assert got == expected, name
 

@@ -75,7 +75,8 @@ class SpendQuery:
     - ``order``: default ``-cost``; ties are broken by bucket then group values.
     - ``limit``: at most this many rows (``None``: all, up to ``MAX_ROWS``).
     - ``sessions``: also count distinct sessions and workflows (cost per session/workflow).
-      Distinct counts cannot come from the rollups, so this reads raw events: slower.
+      They come from the id rollups (a row per id and combination of dimensions), so this
+      reads more rows than the other measures: slower on long ranges.
     - ``latency``: compute latency p50/p95 (``False``: leave them ``None`` and read about half
       the columns: faster, for views that show no latency).
     """

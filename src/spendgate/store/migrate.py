@@ -9,6 +9,7 @@ together migrate once.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +22,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, func, select
 
 from spendgate.store.engine import BEGIN_MODE, make_engine, parse_url
+from spendgate.store.rollups import rebuild
+from spendgate.store.schema import events
+
+log = logging.getLogger(__name__)
 
 SCRIPT_LOCATION = "spendgate.store:migrations"
 FILE_TEMPLATE = "v%%(rev)s_%%(slug)s"
 _PG_MIGRATION_LOCK = 0x5350_454E_4447_4154  # "SPENDGAT": any fixed 64-bit key
+# The revision (0004: pending rows, facets, pairs) from which the writer keeps every rollup;
+# events stored before it are rolled up by ``upgrade``.
+REBUILT_BEFORE = "0004"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -48,9 +56,29 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate ``engine``'s database up to ``revision``, atomically."""
+    """Migrate ``engine``'s database up to ``revision``, atomically. A database that held
+    events before revision ``REBUILT_BEFORE`` has every rollup rebuilt from them with the
+    current SQL (``store.rollups.rebuild``) once it reaches the head, in the same transaction
+    (a migration cannot run today's writer: it writes the head's tables)."""
     with _locked(engine) as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
         command.upgrade(alembic_config(connection), revision)
+        at_head = MigrationContext.configure(connection).get_current_revision() == head_revision()
+        if before is not None and before < REBUILT_BEFORE and at_head:
+            _rebuild(connection)
+
+
+def _rebuild(connection: Connection) -> None:
+    stored = connection.execute(select(func.count()).select_from(events)).scalar_one()
+    if not stored:
+        return
+    log.warning("rebuilding the spend rollups from %s stored events, a day at a time", stored)
+    rebuild(
+        connection,
+        lambda day, last: log.info(
+            "spend rollups: %s of %s", f"{day:%Y-%m-%d}", f"{last:%Y-%m-%d}"
+        ),
+    )
 
 
 def downgrade(engine: Engine, revision: str) -> None:

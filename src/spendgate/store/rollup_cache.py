@@ -33,16 +33,18 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import ColumnElement, Connection, Engine, literal_column, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, bindparam, literal_column, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from spendgate.store.rollup_sql import truncate
 from spendgate.store.schema import (
+    ID_FIELDS,
     ROLLUP_DIMENSIONS,
     ROLLUP_MEASURES,
     ROLLUP_SPECS,
@@ -319,6 +321,8 @@ class RollupCache:
 
 def _sheets(spec: RollupSpec) -> list[str]:
     """The dimensions a rollup's slots are split by (``''``: one, unsplit)."""
+    if spec.ids:
+        return list(ID_FIELDS)
     if spec.facets:
         return list(spec.dimensions)
     if spec.pairs:
@@ -327,9 +331,10 @@ def _sheets(spec: RollupSpec) -> list[str]:
 
 
 def _warm_order(spec: RollupSpec) -> tuple[int, int]:
-    """Facet rollups first, the full rollups (every dimension) last; daily before hourly."""
+    """Facet rollups first, then the others, the full rollups (every dimension) and then the
+    id rollups last; daily before hourly."""
     full = not spec.facets and not spec.pairs and len(spec.dimensions) == len(ROLLUP_DIMENSIONS)
-    size = 0 if spec.facets else 2 if full else 1
+    size = 0 if spec.facets else 3 if spec.ids else 2 if full else 1
     return size, spec.grain == "hour"
 
 
@@ -432,19 +437,26 @@ def _marks(
 ) -> list[tuple[datetime, str, datetime | None]]:
     """Each slot of ``table`` in ``[start, end)``: its bucket, token and the ``grain`` slot it
     falls in (cut by the database, as the SQL queries cut theirs), in bucket order."""
+    query = _marks_query(connection.dialect.name, grain)
+    found = connection.execute(query, {"name": table, "start": start, "end": end})
+    return [(bucket, token, cut) for bucket, token, cut in found]
+
+
+@lru_cache(maxsize=16)
+def _marks_query(dialect: str, grain: str | None) -> Select[Any]:
+    """``_marks``' SQL, built once per dialect and grain."""
     slot: ColumnElement[Any] = literal_column("NULL")
     if grain is not None:
-        slot = truncate(spend_marks.c.bucket, grain, connection.dialect.name, type_=UTCDateTime())
-    query = (
+        slot = truncate(spend_marks.c.bucket, grain, dialect, type_=UTCDateTime())
+    return (
         select(spend_marks.c.bucket, spend_marks.c.token, slot)
         .where(
-            spend_marks.c.name == table,
-            spend_marks.c.bucket >= start,
-            spend_marks.c.bucket < end,
+            spend_marks.c.name == bindparam("name"),
+            spend_marks.c.bucket >= bindparam("start", type_=UTCDateTime()),
+            spend_marks.c.bucket < bindparam("end", type_=UTCDateTime()),
         )
         .order_by(spend_marks.c.bucket)
     )
-    return [(bucket, token, cut) for bucket, token, cut in connection.execute(query)]
 
 
 def _load(
@@ -454,7 +466,7 @@ def _load(
     column: the key columns but ``bucket`` and ``dimension``, then the measures."""
     rollup = rollup_tables[table]
     keys = [c.name for c in rollup.primary_key.columns if c.name not in ("bucket", "dimension")]
-    names = (*keys, *ROLLUP_MEASURES)
+    names = (*keys, *(c.name for c in rollup.columns if not c.primary_key))
     query = select(*(rollup.c[n] for n in names)).where(rollup.c.bucket == bucket)
     if dimension:
         query = query.where(rollup.c.dimension == dimension)

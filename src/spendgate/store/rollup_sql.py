@@ -39,10 +39,12 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnClause
 
 from spendgate.store.schema import (
+    ID_FIELDS,
     LATENCY_BOUNDS_MS,
     LATENCY_BUCKETS,
-    ROLLUP_DIMENSIONS,
+    PENDING_KEYS,
     ROLLUP_MEASURES,
+    ROLLUP_SPECS,
     RollupSpec,
     events,
     rollup_tables,
@@ -137,13 +139,13 @@ def event_measures() -> dict[str, ColumnElement[Any]]:
 
 def stage_table(dialect: Dialect) -> Table:
     """The per-connection scratch table a fold first gathers the pending rows into (hour, every
-    dimension, summed): the rollups are then filled from its rows."""
+    dimension and id, summed): the rollups are then filled from its rows."""
     bucket_type = Text() if dialect.name == "sqlite" else DateTime(timezone=True)
     return Table(
         "spend_stage",
         MetaData(),
         Column("bucket", bucket_type, nullable=False),
-        *(Column(d, Text, nullable=False) for d in ROLLUP_DIMENSIONS),
+        *(Column(d, Text, nullable=False) for d in PENDING_KEYS),
         *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
         prefixes=["TEMPORARY"],
     )
@@ -151,14 +153,12 @@ def stage_table(dialect: Dialect) -> Table:
 
 def pend_statement(dialect: str, where: ColumnElement[bool]) -> Insert:
     """``INSERT INTO spend_pending SELECT <hourly sums of the events matching where>``."""
-    dims = [func.coalesce(events.c[d], "").label(d) for d in ROLLUP_DIMENSIONS]
+    dims = [func.coalesce(events.c[d], "").label(d) for d in PENDING_KEYS]
     measures = [expr.label(name) for name, expr in event_measures().items()]
     bucket = truncate(events.c.ts, "hour", dialect).label("bucket")
     grouped = select(bucket, *dims, *measures).where(where)
     grouped = grouped.group_by(*ordinals(1 + len(dims)))
-    return spend_pending.insert().from_select(
-        ["bucket", *ROLLUP_DIMENSIONS, *ROLLUP_MEASURES], grouped
-    )
+    return spend_pending.insert().from_select(["bucket", *PENDING_KEYS, *ROLLUP_MEASURES], grouped)
 
 
 def ordinals(count: int) -> list[ColumnElement[Any]]:
@@ -167,8 +167,8 @@ def ordinals(count: int) -> list[ColumnElement[Any]]:
 
 
 def move_statements(dialect: str) -> list[str]:
-    """SQL that moves every pending row into the stage (summed per hour and dimensions)."""
-    dims = ", ".join(ROLLUP_DIMENSIONS)
+    """SQL that moves every pending row into the stage (summed per hour, dimensions and ids)."""
+    dims = ", ".join(PENDING_KEYS)
     sums = ", ".join(f"SUM({m})" for m in ROLLUP_MEASURES)
     columns = f"bucket, {dims}, {', '.join(ROLLUP_MEASURES)}"
     grouped = f"SELECT bucket, {dims}, {sums} FROM {{source}} WHERE true GROUP BY bucket, {dims}"
@@ -194,32 +194,44 @@ def upsert_statements(
     table = rollup_tables[spec.name]
     same = spec.grain == "hour" or source.name == "spend_daily"  # the source's grain is ours
     bucket = source.c.bucket if same else truncate(source.c.bucket, "day", dialect.name)
-    measures = [func.sum(source.c[m]).label(m) for m in ROLLUP_MEASURES]
-    # The key columns of the rollup, and for each statement the expressions that fill them.
-    shapes: list[list[ColumnElement[Any]]]
-    if spec.facets and "dimension" in source.c:  # daily facets from the hourly ones
-        key: tuple[str, ...] = ("dimension", "bucket", "value")
-        shapes = [[source.c.dimension, bucket, source.c.value]]
+    measures = [func.sum(source.c[m]).label(m) for m in spec.measures]
+    # The key columns of the rollup, and for each statement the expressions that fill them
+    # and the condition on the source's rows.
+    shapes: list[tuple[list[ColumnElement[Any]], ColumnElement[bool]]]
+    dims = [source.c[d] for d in spec.dimensions] if not (spec.facets or spec.pairs) else []
+    if spec.ids:
+        key: tuple[str, ...] = ("dimension", "bucket", "value", *spec.dimensions)
+        if "dimension" in source.c:  # the daily id rollup from the hourly one
+            shapes = [([source.c.dimension, bucket, source.c.value, *dims], true())]
+        else:  # from the stage: the rows that carry each id
+            shapes = [
+                ([literal(f), bucket, source.c[f], *dims], source.c[f] != "") for f in ID_FIELDS
+            ]
+    elif spec.facets and "dimension" in source.c:  # daily facets from the hourly ones
+        key = ("dimension", "bucket", "value")
+        shapes = [([source.c.dimension, bucket, source.c.value], true())]
     elif spec.pairs:
         key = ("dimension", "bucket", "value", "value_2")
-        shapes = [[literal(f"{a},{b}"), bucket, source.c[a], source.c[b]] for a, b in spec.pairs]
+        shapes = [
+            ([literal(f"{a},{b}"), bucket, source.c[a], source.c[b]], true()) for a, b in spec.pairs
+        ]
     elif spec.facets:
         key = ("dimension", "bucket", "value")
-        shapes = [[literal(d), bucket, source.c[d]] for d in spec.dimensions]
+        shapes = [([literal(d), bucket, source.c[d]], true()) for d in spec.dimensions]
     else:
         key = ("bucket", *spec.dimensions)
-        shapes = [[bucket, *(source.c[d] for d in spec.dimensions)]]
+        shapes = [([bucket, *dims], true())]
     where: ColumnElement[bool] = true()  # a WHERE: SQLite's upsert needs one
     if bounded:
         low: ColumnElement[Any] = literal_column("__low__")  # markers go in after compiling
         high: ColumnElement[Any] = literal_column("__high__")
         where = and_(source.c.bucket >= low, source.c.bucket < high)
-    sets = ", ".join(f"{m} = {spec.name}.{m} + excluded.{m}" for m in ROLLUP_MEASURES)
+    sets = ", ".join(f"{m} = {spec.name}.{m} + excluded.{m}" for m in spec.measures)
     out = []
-    for keys in shapes:
-        grouped = select(*keys, *measures).where(where)
+    for keys, condition in shapes:
+        grouped = select(*keys, *measures).where(where, condition)
         grouped = grouped.group_by(*ordinals(len(keys))).order_by(*ordinals(len(keys)))
-        insert = table.insert().from_select([*key, *ROLLUP_MEASURES], grouped)
+        insert = table.insert().from_select([*key, *spec.measures], grouped)
         sql = str(insert.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         for name in ("low", "high"):
             sql = sql.replace(f"__{name}__", marker(dialect, name))
@@ -244,11 +256,13 @@ def mark_statement(
     stage, or ``spend_marks`` itself: the slots of the rollup ``of`` that ``name`` is sealed
     from) a new token in ``spend_marks`` (the ``:token`` parameter): ``days``: the slots are
     the days of ``source``'s hourly buckets; ``bounded``: only the ``source`` rows in
-    ``[:low, :high)``."""
+    ``[:low, :high)``. An id rollup's slots are those of the ``source`` rows with an id."""
     bucket = "bucket"
     if days:
         bucket = truncate(literal_column("bucket"), "day", dialect.name).name
     where = "true" if of is None else f"name = '{of}'"
+    if of is None and any(spec.name == name and spec.ids for spec in ROLLUP_SPECS):
+        where += " AND (" + " OR ".join(f"{f} <> ''" for f in ID_FIELDS) + ")"  # rows with ids
     if bounded:
         where += f" AND bucket >= {marker(dialect, 'low')} AND bucket < {marker(dialect, 'high')}"
     token = f"CAST({marker(dialect, 'token')} AS TEXT)"

@@ -300,11 +300,12 @@ def _widen(
         spans[sql] = (low, high) if have is None else (min(have[0], low), max(have[1], high))
 
 
-def choose(grain: str, fields: Collection[str]) -> RollupSpec | None:
+def choose(grain: str, fields: Collection[str], *, ids: bool = False) -> RollupSpec | None:
     """The first rollup of ``grain`` (smallest first: ``ROLLUP_SPECS`` order) that can answer a
-    question naming ``fields`` (``RollupSpec.holds``)."""
+    question naming ``fields`` (``RollupSpec.holds``); ``ids``: its distinct counts (an id
+    rollup)."""
     for spec in ROLLUP_SPECS:
-        if spec.grain == grain and spec.holds(fields):
+        if spec.grain == grain and spec.ids == ids and spec.holds(fields):
             return spec
     return None
 

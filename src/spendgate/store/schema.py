@@ -84,6 +84,12 @@ ROLLUP_DIMENSIONS = (
     "source",
 )
 
+# The ids whose distinct values a spend question may count (sessions, workflows): kept in their
+# own rollups (``spend_ids_*``), a row per id and combination of ``ROLLUP_DIMENSIONS``.
+ID_FIELDS = ("session_id", "workflow_id")
+# What ``spend_pending`` (and the fold's stage) is keyed by: every dimension and the ids.
+PENDING_KEYS = (*ROLLUP_DIMENSIONS, *ID_FIELDS)
+
 # Upper bounds (ms, exclusive) of the latency histogram's buckets; one more bucket holds the rest.
 LATENCY_BOUNDS_MS = (
     *(100, 200, 350, 500, 750, 1000, 1500, 2000, 3000, 4500, 6500),
@@ -109,6 +115,10 @@ ROLLUP_MEASURES = (
     "latency_sum_ms",
     *LATENCY_BUCKETS,
 )
+
+# What the id rollups hold: enough to count the ids of a group (those with requests) and sum
+# the spend that carries one.
+ID_MEASURES = ("requests", "cost_micro", "cost_pico")
 
 # Attribution columns with an (owner, ts) index.
 INDEXED_OWNERS = ("key_id", "department", "project", "user_id", "application", "base_model")
@@ -197,7 +207,10 @@ api_keys = Table(
 class RollupSpec:
     """One rollup table: its name, time grain (``hour`` | ``day``) and dimensions. A facet
     rollup (``facets``) keys its rows by ``(dimension, bucket, value)``: one row per dimension
-    and value, so it answers questions that name at most one of its dimensions."""
+    and value, so it answers questions that name at most one of its dimensions. An id rollup
+    (``ids``) keys its rows by ``(dimension, bucket, value, *dimensions)``: ``dimension`` names
+    one of ``ID_FIELDS`` and ``value`` is the id, and it holds ``ID_MEASURES`` only; it answers
+    the distinct counts of a question (``store.spend``), never its other measures."""
 
     name: str
     grain: str
@@ -205,9 +218,15 @@ class RollupSpec:
     facets: bool = False
     pairs: tuple[tuple[str, str], ...] = ()  # a pair rollup: the field pairs it keeps
     sealed_from: str | None = None  # a daily rollup: the rollup its ended days are summed from
+    ids: bool = False
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return ID_MEASURES if self.ids else ROLLUP_MEASURES
 
     def holds(self, fields: Collection[str]) -> bool:
-        """Whether this rollup can answer a question that groups or filters by ``fields``."""
+        """Whether this rollup can answer a question that groups or filters by ``fields``
+        (an id rollup: the distinct counts of it)."""
         if self.pairs:
             return len(fields) == 2 and pair_of(fields) in self.pairs
         if self.facets and len(fields) > 1:
@@ -269,6 +288,10 @@ ROLLUP_SPECS = (
         sealed_from="spend_daily",
     ),
     RollupSpec("spend_daily", "day", ROLLUP_DIMENSIONS, sealed_from="spend_hourly"),
+    RollupSpec("spend_ids_hourly", "hour", ROLLUP_DIMENSIONS, ids=True),
+    RollupSpec(
+        "spend_ids_daily", "day", ROLLUP_DIMENSIONS, ids=True, sealed_from="spend_ids_hourly"
+    ),
 )
 # Sealing order: a rollup after the one it is summed from.
 SEALED_SPECS = tuple(
@@ -279,8 +302,14 @@ SEALED_SPECS = tuple(
 def _rollup(spec: RollupSpec) -> Table:
     """A rollup table: ``bucket`` (the hour or day, UTC) and its dimensions as the key (for a
     facet rollup: ``dimension``, ``bucket`` and ``value``; for a pair rollup ``dimension`` is
-    ``"first,second"``, and ``value``, ``value_2`` are theirs)."""
-    if spec.facets or spec.pairs:
+    ``"first,second"``, and ``value``, ``value_2`` are theirs; an id rollup keys by
+    ``dimension``, ``bucket``, ``value`` and its dimensions)."""
+    keys: list[Column[Any]]
+    if spec.ids:
+        keys = [Column(n, Text, primary_key=True) for n in ("dimension", "value")]
+        keys.insert(1, Column("bucket", UTCDateTime, primary_key=True))
+        keys += [Column(d, Text, primary_key=True) for d in spec.dimensions]
+    elif spec.facets or spec.pairs:
         values = ("value", "value_2") if spec.pairs else ("value",)
         keys = [Column(n, Text, primary_key=True) for n in ("dimension", *values)]
         keys.insert(1, Column("bucket", UTCDateTime, primary_key=True))
@@ -291,7 +320,7 @@ def _rollup(spec: RollupSpec) -> Table:
         spec.name,
         metadata,
         *keys,
-        *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+        *(Column(m, BigInteger, nullable=False) for m in spec.measures),
         sqlite_with_rowid=False,  # SQLite keeps the rows in key order: a time range is one scan
     )
 
@@ -321,7 +350,7 @@ spend_marks = Table(
     Column("token", Text, nullable=False),
 )
 
-# The newest events' hourly sums (every dimension), appended in each insert transaction and
+# The newest events' hourly sums (every dimension and id), appended in each insert transaction and
 # moved into the rollups by ``store.rollups.RollupWriter.fold``; rows are not unique.
 spend_pending = Table(
     "spend_pending",
@@ -329,6 +358,7 @@ spend_pending = Table(
     Column("bucket", UTCDateTime, nullable=False),
     *(Column(d, Text, nullable=False) for d in ROLLUP_DIMENSIONS),
     *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+    *(Column(d, Text, nullable=False, server_default="") for d in ID_FIELDS),
     Index(None, "bucket"),
 )
 

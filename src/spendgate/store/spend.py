@@ -12,8 +12,13 @@ How a range ``[since, until)`` is answered (``plan``):
   hours, and the partial hours at either end from ``events``. Of each grain, the smallest
   rollup that can answer is read (``store.rollups.choose``): a facet rollup when the question
   names at most one field;
-- otherwise (``session_id`` / ``workflow_id`` named, or ``distinct=True``) all from ``events``,
-  using the same aggregate expressions (``store.rollup_sql.event_measures``).
+- otherwise (``session_id`` / ``workflow_id`` named) all from ``events``, using the same
+  aggregate expressions (``store.rollup_sql.event_measures``).
+
+Distinct counts (``distinct=True``: sessions, workflows) of a question the rollups answer come
+from the same parts of the id rollups (``spend_ids_*``, ``spend_pending``'s id columns, the
+raw edges): requests and spend per group, slot and id, each part signed as above, added up per
+id; the ids left with requests are counted (a subtracted edge cancels exactly what it removes).
 
 Each rollup part is summed from ``store.rollup_cache`` when one is given (its columnar copies
 of the slots, checked against the writer's tokens in the same snapshot), else in SQL.
@@ -29,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -40,6 +46,7 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
+    bindparam,
     cast,
     func,
     or_,
@@ -50,6 +57,8 @@ from spendgate.store.rollup_cache import RollupCache, sum_by, sums_schema
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import (
+    ID_FIELDS,
+    ID_MEASURES,
     LATENCY_BUCKETS,
     ROLLUP_DIMENSIONS,
     ROLLUP_MEASURES,
@@ -138,16 +147,25 @@ def _between(source: str, have: datetime, want: datetime) -> list[Part]:
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """What each part's query groups by, filters on and returns."""
+    """What each part's query groups by, filters on and returns. ``ids``: one of ``ID_FIELDS``:
+    the part's requests and spend per group and id (of the id rollups), not its measures."""
 
     group_by: tuple[str, ...]
     filters: tuple[tuple[str, str], ...]
     grain: str | None
     distinct: bool
     latency: bool
+    ids: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The fields a part's sums are keyed by (with the grain's slot)."""
+        return (*self.group_by, *((self.ids,) if self.ids else ()))
 
     @property
     def measures(self) -> tuple[str, ...]:
+        if self.ids:
+            return ID_MEASURES
         names = ROLLUP_MEASURES if self.latency else ADDITIVE_WITHOUT_LATENCY
         return (*names, *(DISTINCT_MEASURES if self.distinct else ()))
 
@@ -183,24 +201,64 @@ def sum_spend(
         raise ValueError(f"not a spend field or grain: {unknown or grain}")
     ask = Ask(tuple(group_by), tuple(sorted(filters.items())), grain, distinct, latency)
     fields = set(group_by) | set(filters)
-    rolled = not distinct and fields <= set(ROLLUP_DIMENSIONS)
+    rolled = fields <= set(ROLLUP_DIMENSIONS)
     parts = plan(since, until, rollups=rolled, days=grain != "hour")
-    tables: list[pa.Table] = []
-    summing: list[tuple[Future[pa.Table], Part]] = []  # cached parts, summed meanwhile
+    # What each part is asked: its measures; with distinct counts from the rollups, also its
+    # requests and spend per id of each id field.
+    asks = [replace(ask, distinct=False, ids=f) for f in (None, *ID_FIELDS)]
+    asks = asks if distinct and rolled else [ask]
+    sums: dict[Ask, list[pa.Table]] = {one: [] for one in asks}
+    summing: list[tuple[Future[pa.Table], Part, Ask]] = []  # cached parts, summed meanwhile
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":  # one snapshot for every part
             connection.execution_options(isolation_level="REPEATABLE READ")
         sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
-        for planned in parts:
-            for part in _with_table(planned, fields, sealed):
-                if cache is not None and cache.covers(part.table, part.start, part.end):
-                    future = _cached(connection, cache, part, ask)
-                    if future is not None:
-                        summing.append((future, part))
-                        continue
-                tables.append(_run(connection, part, ask))
-    tables += [_renamed(future.result(), part, ask) for future, part in summing]
+        for one in asks:
+            for planned in parts:
+                for part in _with_table(planned, fields, sealed, ids=one.ids is not None):
+                    if cache is not None and cache.covers(part.table, part.start, part.end):
+                        future = _cached(connection, cache, part, one)
+                        if future is not None:
+                            summing.append((future, part, one))
+                            continue
+                    sums[one].append(_run(connection, part, one))
+    for future, part, one in summing:
+        sums[one].append(_renamed(future.result(), part, one))
+    tables = [_padded(_counted(sums.pop(one), one), ask) for one in asks if one.ids]
+    tables += [_padded(table, ask) for part_sums in sums.values() for table in part_sums]
     return _added(tables, ask)
+
+
+def _counted(tables: list[pa.Table], ask: Ask) -> pa.Table:
+    """The ids of ``ask.ids`` with requests, per group and slot, from the parts' ``tables``
+    (requests and spend per group, slot and id): how many, and their spend (``sessions``,
+    ``session_cost_micro``, ``session_cost_pico`` for ``session_id``)."""
+    assert ask.ids is not None
+    keys = [*ask.group_by, *(["slot"] if ask.grain is not None else [])]
+    schema = sums_schema(ask.keys, ask.grain is not None, ID_MEASURES)
+    whole = pa.concat_tables(tables) if tables else schema.empty_table()
+    ids = sum_by(whole, [*keys, ask.ids], ID_MEASURES)
+    ids = ids.filter(pc.not_equal(ids["requests"], 0))
+    stem = ask.ids.removesuffix("_id")
+    names = [*keys, f"{stem}s", f"{stem}_cost_micro", f"{stem}_cost_pico"]
+    if not keys:
+        micro, pico = (pc.sum(ids[m]).as_py() or 0 for m in ID_MEASURES[1:])
+        return pa.table([[ids.num_rows], [micro], [pico]], names=names)
+    aggregates = [("requests", "count"), ("cost_micro", "sum"), ("cost_pico", "sum")]
+    counted = ids.group_by(keys, use_threads=False).aggregate(aggregates)
+    return counted.select(
+        [*keys, "requests_count", "cost_micro_sum", "cost_pico_sum"]
+    ).rename_columns(names)
+
+
+def _padded(table: pa.Table, ask: Ask) -> pa.Table:
+    """``table``'s columns laid out as ``ask``'s sums, zeros for the measures it lacks."""
+    schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
+    zeros = pa.repeat(pa.scalar(0, pa.int64()), table.num_rows)
+    columns = [table[f.name] if f.name in table.column_names else zeros for f in schema]
+    return pa.Table.from_arrays(
+        [c.cast(f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
 
 
 def _added(tables: list[pa.Table], ask: Ask) -> pa.Table:
@@ -222,14 +280,14 @@ def _cached(
 ) -> Future[pa.Table] | None:
     """``part`` summed by ``cache`` (``RollupCache.group``: ``_renamed`` makes the result a
     part's sums); ``None`` if the cache is still loading its slots."""
-    dimension, columns = _layout(part, ask)
+    dimension, columns = _layout(part.table, ask)
     return cache.group(
         connection,
         part.table,
         part.start,
         part.end,
         dimension=dimension,
-        group_by=[columns[name] for name in ask.group_by],
+        group_by=[columns[name] for name in ask.keys],
         filters=[(columns[name], value) for name, value in ask.filters],
         grain=ask.grain,
         measures=ask.measures,
@@ -238,21 +296,24 @@ def _cached(
 
 def _renamed(found: pa.Table, part: Part, ask: Ask) -> pa.Table:
     """The cache's sums of ``part`` (columns named as in its table) as the part's sums."""
-    names = [*ask.group_by, *found.column_names[len(ask.group_by) :]]
+    names = [*ask.keys, *found.column_names[len(ask.keys) :]]
     return _signed(found.rename_columns(names), part, ask)
 
 
-def _with_table(part: Part, fields: set[str], sealed: dict[str, datetime]) -> list[Part]:
-    """``part`` with the rollup that answers it. A daily rollup holds only sealed days, so a
-    day part is split there: the days after it come from the hourly rollup."""
+def _with_table(
+    part: Part, fields: set[str], sealed: dict[str, datetime], *, ids: bool = False
+) -> list[Part]:
+    """``part`` with the rollup that answers it (``ids``: an id rollup). A daily rollup holds
+    only sealed days, so a day part is split there: the days after it come from the hourly
+    rollup."""
     if part.source in ("events", "pending"):
         return [part]
-    spec = choose(part.source, fields)
+    spec = choose(part.source, fields, ids=ids)
     assert spec is not None  # the full rollups hold every ROLLUP_DIMENSIONS field
     if spec.sealed_from is None:
         return [replace(part, table=spec.name)]
     until = held_until(sealed, spec, fields)
-    hourly = choose("hour", fields)
+    hourly = choose("hour", fields, ids=ids)
     assert hourly is not None
     if part.end <= until:
         return [replace(part, table=spec.name)]
@@ -265,16 +326,13 @@ def _with_table(part: Part, fields: set[str], sealed: dict[str, datetime]) -> li
 
 
 def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
-    dialect = connection.dialect.name
-    if part.source == "events":
-        query = _events_query(dialect, part, ask)
-    else:
-        query = _rollup_query(part, ask, dialect)
-    schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
-    rows = connection.execute(query).all()  # the columns of ``schema``, in its order
+    query = _query(connection.dialect.name, part.source, part.table, ask)
+    schema = sums_schema(ask.keys, ask.grain is not None, ask.measures)
+    span = {"start": part.start, "end": part.end}
+    rows = connection.execute(query, span).all()  # the columns of ``schema``, in its order
     columns = zip(*rows, strict=True) if rows else [()] * len(schema)
     arrays = [pa.array(c, field.type) for c, field in zip(columns, schema, strict=True)]
-    for index in range(len(ask.group_by)):  # NULL (missing, in ``events``) as in the rollups
+    for index in range(len(ask.keys)):  # NULL (missing, in ``events``) as in the rollups
         arrays[index] = pc.fill_null(arrays[index], "")
     return _signed(pa.table(arrays, schema=schema), part, ask)
 
@@ -289,53 +347,72 @@ def _signed(table: pa.Table, part: Part, ask: Ask) -> pa.Table:
     return table
 
 
-def _slot(table: Table, part: Part, ask: Ask, dialect: str) -> list[ColumnElement[Any]]:
+@lru_cache(maxsize=256)
+def _query(dialect: str, source: str, table: str, ask: Ask) -> Select[Any]:
+    """The SQL that sums a part read from ``source`` (``table``) for ``ask``, over the
+    parameters ``start`` and ``end`` (built once per shape: building the expressions costs
+    more than running the statement on a short raw edge)."""
+    if source == "events":
+        return _events_query(dialect, ask)
+    return _rollup_query(source, table, ask, dialect)
+
+
+def _start_end(column: Any) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """``column`` in ``[:start, :end)``."""
+    start, end = (bindparam(name, type_=UTCDateTime()) for name in ("start", "end"))
+    return column >= start, column < end
+
+
+def _slot(table: Table, source: str, ask: Ask, dialect: str) -> list[ColumnElement[Any]]:
     """The slot column: the rollup's bucket, cut down to the asked grain when that is coarser
     (hours into days, days into weeks or months: the database groups them, not Python)."""
     if ask.grain is None:
         return []
-    grain = "hour" if part.source in ("hour", "pending") else "day"
+    grain = "hour" if source in ("hour", "pending") else "day"
     if ask.grain == grain:
         return [table.c.bucket]
     return [truncate(table.c.bucket, ask.grain, dialect, type_=UTCDateTime()).label("slot")]
 
 
-def _rollup_query(part: Part, ask: Ask, dialect: str) -> Select[Any]:
+def _rollup_query(source: str, rollup: str, ask: Ask, dialect: str) -> Select[Any]:
     """A part read from ``spend_pending`` or a rollup: the rows in its range (of a facet or
     pair rollup, those of the field or pair named), grouped by the asked fields."""
-    table = spend_pending if part.source == "pending" else rollup_tables[part.table]
-    columns, where = _columns(table, part, ask)
-    slot = _slot(table, part, ask, dialect)
-    dims = [columns[name] for name in ask.group_by]
+    table = spend_pending if source == "pending" else rollup_tables[rollup]
+    columns, where = _columns(table, ask)
+    slot = _slot(table, source, ask, dialect)
+    dims = [columns[name] for name in ask.keys]
     sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
-    query = select(*dims, *slot, *sums).where(
-        *where, table.c.bucket >= part.start, table.c.bucket < part.end
-    )
+    query = select(*dims, *slot, *sums).where(*where, *_start_end(table.c.bucket))
+    if ask.ids is not None and source == "pending":  # the rows that carry an id
+        query = query.where(columns[ask.ids] != "")
     for name, value in ask.filters:
         query = query.where(columns[name] == value)
     return query.group_by(*slot, *dims) if slot or dims else query
 
 
 def _columns(
-    table: Table, part: Part, ask: Ask
+    table: Table, ask: Ask
 ) -> tuple[dict[str, ColumnElement[Any]], list[ColumnElement[bool]]]:
     """Each asked field's column in ``table`` and the condition that picks its rows
     (``_layout``)."""
-    dimension, names = _layout(part, ask)
+    dimension, names = _layout(table.name, ask)
     columns: dict[str, ColumnElement[Any]] = {f: table.c[n] for f, n in names.items()}
     return columns, [] if dimension is None else [table.c.dimension == dimension]
 
 
-def _layout(part: Part, ask: Ask) -> tuple[str | None, dict[str, str]]:
+def _layout(table: str, ask: Ask) -> tuple[str | None, dict[str, str]]:
     """Which rows of ``part``'s table hold the asked fields (the ``dimension`` of a facet or
     pair rollup; ``None``: every row) and the column holding each field. A facet or pair
     rollup keeps a field's values in ``value`` (``value_2``) of the rows whose ``dimension``
     names it; with no field named, the rows of ``source`` (every event has exactly one value
     of each dimension)."""
     fields = {*ask.group_by, *(name for name, _ in ask.filters)}
-    spec = SPECS.get(part.table)
+    spec = SPECS.get(table)
+    if spec is not None and spec.ids:
+        assert ask.ids is not None
+        return ask.ids, {**{name: name for name in fields}, ask.ids: "value"}
     if spec is None or not (spec.facets or spec.pairs):
-        return None, {name: name for name in fields}
+        return None, {name: name for name in (*fields, *ask.keys)}
     if len(fields) == 2:
         first, second = pair_of(fields)
         return f"{first},{second}", {first: "value", second: "value_2"}
@@ -343,11 +420,11 @@ def _layout(part: Part, ask: Ask) -> tuple[str | None, dict[str, str]]:
     return dimension, {dimension: "value"}
 
 
-def _events_query(dialect: str, part: Part, ask: Ask) -> Select[Any]:
+def _events_query(dialect: str, ask: Ask) -> Select[Any]:
     slot: list[ColumnElement[Any]] = []
     if ask.grain is not None:
         slot = [truncate(events.c.ts, ask.grain, dialect, type_=UTCDateTime()).label("slot")]
-    dims = [events.c[name] for name in ask.group_by]
+    dims = [events.c[name] for name in ask.keys]
     every = event_measures()
     measures: list[ColumnElement[Any]] = [
         _int(every[n]).label(n) for n in ask.measures if n in every
@@ -355,7 +432,9 @@ def _events_query(dialect: str, part: Part, ask: Ask) -> Select[Any]:
     if ask.distinct:
         measures += _distinct_measures()
     query = select(*dims, *slot, *measures)
-    query = query.where(events.c.ts >= part.start, events.c.ts < part.end)
+    query = query.where(*_start_end(events.c.ts))
+    if ask.ids is not None:  # the events that carry an id
+        query = query.where(func.coalesce(events.c[ask.ids], "") != "")
     for name, value in ask.filters:
         column = events.c[name]
         query = query.where(or_(column.is_(None), column == "") if value == "" else column == value)
@@ -365,9 +444,9 @@ def _events_query(dialect: str, part: Part, ask: Ask) -> Select[Any]:
 def _distinct_measures() -> list[ColumnElement[Any]]:
     out: list[ColumnElement[Any]] = []
     for name, plural in (("session", "sessions"), ("workflow", "workflows")):
-        column = events.c[f"{name}_id"]
-        out.append(_int(func.count(column.distinct())).label(plural))
-        micro, pico = money_sums(column.is_not(None))
+        column = events.c[f"{name}_id"]  # an empty id is no id, as in the id rollups
+        out.append(_int(func.count(func.nullif(column, "").distinct())).label(plural))
+        micro, pico = money_sums(func.coalesce(column, "") != "")
         out += [_int(micro).label(f"{name}_cost_micro"), _int(pico).label(f"{name}_cost_pico")]
     return out
 

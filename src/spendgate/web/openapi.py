@@ -80,7 +80,7 @@ def _spend_path() -> dict[str, Any]:
         _query("limit", f"At most this many rows (1 to {MAX_ROWS}).", {"type": "string"}),
         _query(
             "sessions",
-            "Also count distinct sessions and workflows (reads raw events: slower).",
+            "Also count distinct sessions and workflows (cost per session and per workflow).",
             {"enum": ["true", "false"]},
         ),
         _query(

@@ -9,20 +9,16 @@ and folded into the rollups every few seconds by the writer. ``spend_facets_hour
 ``spend_facets_daily``: one row per hour (day), dimension and value, so a question that names
 one field reads a few rows per slot; ``spend_pairs_daily`` the same for two fields (every pair
 no smaller rollup keeps together). ``spend_sealed``: how far each daily rollup (each pair)
-has been filled from the finer ones. Every rollup is then rebuilt from the stored events with
-the current SQL (``store.rollups.rebuild``), which also rolls up events stored before 0002.
+has been filled from the finer ones. Events stored before this revision are rolled up once the
+database reaches the head (``store.migrate.upgrade`` rebuilds every rollup with the head's
+SQL; until 0006 this migration ran that rebuild itself, which broke once later revisions
+added to the rollups).
 """
 
 from __future__ import annotations
 
-import logging
-
 import sqlalchemy as sa
 from alembic import op
-
-from spendgate.store.rollups import rebuild
-
-log = logging.getLogger(__name__)
 
 revision = "0004"
 down_revision = "0003"
@@ -77,17 +73,6 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("dimension", "bucket", *values, name=op.f(f"pk_{name}")),
             sqlite_with_rowid=False,
         )
-    connection = op.get_bind()
-    stored = connection.execute(sa.text("SELECT count(*) FROM events")).scalar_one()
-    if stored:  # none on a new database; 10 M events took 4.5 to 6 minutes here
-        log.warning("rebuilding the spend rollups from %s stored events, a day at a time", stored)
-    rebuild(
-        connection,
-        lambda day, last: log.info(
-            "spend rollups: %s of %s", f"{day:%Y-%m-%d}", f"{last:%Y-%m-%d}"
-        ),
-        marks=False,  # spend_marks comes in 0005, which marks what this built
-    )
 
 
 def downgrade() -> None:
