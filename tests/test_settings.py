@@ -47,7 +47,7 @@ def test_bad_values(env: dict[str, str], message: str) -> None:
 
 
 def test_rollup_cache_size() -> None:
-    assert load(GatewaySettings, env={}).rollup_cache_mb == 1024
+    assert load(GatewaySettings, env={}).rollup_cache_mb == 1536
     env = {"SPENDGATE_GATEWAY_ROLLUP_CACHE_MB": "0"}
     assert load(GatewaySettings, env=env).rollup_cache_mb == 0
     with pytest.raises(ConfigError, match="rollup_cache_mb must be 0 \\(off\\) or more"):

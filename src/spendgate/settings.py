@@ -98,7 +98,7 @@ class GatewaySettings:
     redis_prefix: str = "spendgate"
     budgets: list[dict[str, Any]] = field(default_factory=list)  # [[gateway.budgets]] tables
     budget_refresh_s: float = 5.0
-    rollup_cache_mb: int = 1024  # memory for in-memory copies of rollup slots (0: none)
+    rollup_cache_mb: int = 1536  # memory for in-memory copies of rollup slots (0: none)
     rollup_cache_warm_days: int = 31  # recent days loaded into that cache at start (0: none)
     unpriced_input_usd_per_mtok: str = "15"  # conservative rates for models without a price
     unpriced_output_usd_per_mtok: str = "75"

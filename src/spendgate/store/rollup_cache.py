@@ -29,7 +29,7 @@ import logging
 import queue
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,7 +56,7 @@ from spendgate.store.types import UTCDateTime, floor_time
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BYTES = 1 << 30
+DEFAULT_BYTES = 1536 << 20
 # Slots a query loads itself; with more to load, SQL answers it and the worker loads them.
 EAGER_SLOTS = 4
 # The longest part the cache answers, by rollup (longer ones go to SQL): every slot of it is
@@ -121,6 +121,7 @@ class RollupCache:
         self._bytes = 0
         self._codes: defaultdict[str, dict[str, int]] = defaultdict(dict)  # by column
         self._values: defaultdict[str, list[str]] = defaultdict(list)
+        self._decoders: dict[str, pa.Array] = {}  # by column: its values as an Arrow array
         self.stats = CacheStats()
 
     @property
@@ -177,6 +178,7 @@ class RollupCache:
         filters: Sequence[tuple[str, str]],
         grain: str | None,
         measures: Sequence[str],
+        coded: Collection[str] = (),
     ) -> Future[pa.Table] | None:
         """Sums of ``measures`` per values of the columns ``group_by`` (``''`` for missing,
         as the rollups keep them) and ``grain`` slot over the rows of ``table`` in
@@ -184,7 +186,8 @@ class RollupCache:
         ``dimension``) matching every ``filters`` equality (column, value), read in
         ``connection``'s snapshot, as a table laid out by ``sums_schema``. Groups with no rows
         are not in it. ``None``: too many slots are not in memory yet (the worker loads
-        them): sum this part in SQL.
+        them): sum this part in SQL. The ``coded`` columns of ``group_by`` are returned as the
+        cache's ``int32`` codes of their values (``encode``), not as the values.
         The slots are read (tokens, loads) here, in the caller's thread and connection, and
         summed in a helper thread: the future's result. Arrow sums without holding the GIL,
         so the caller can meanwhile run its SQL parts on the connection."""
@@ -198,12 +201,52 @@ class RollupCache:
             for bucket, token, slot in marks
         ]
         schema = sums_schema(group_by, grain is not None, measures)
-        with self._lock:  # copies: other threads may be adding values
+        for index, column in enumerate(group_by):
+            if column in coded:
+                schema = schema.set(index, pa.field(column, pa.int32()))
+        with self._lock:  # other threads may be adding values
             codes = {column: self._codes[column].get(value) for column, value in filters}
-            values = [list(self._values[column]) for column in group_by]
+            values = [None if c in coded else self._decoder(c) for c in group_by]
             if self._summer is None:
                 self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
             return self._summer.submit(_summed, loaded, codes, values, schema)
+
+    def _decoder(self, column: str) -> pa.Array:
+        """The values of ``column`` so far, by code, as an Arrow array: extended as the
+        dictionary grows, never copied per question (the caller holds the lock)."""
+        known = self._values[column]
+        array = self._decoders.get(column)
+        if array is None or len(array) < len(known):
+            start = 0 if array is None else len(array)
+            tail = pa.array(known[start:], pa.string())
+            array = tail if array is None else pa.concat_arrays([array, tail])
+            self._decoders[column] = array
+        return array
+
+    def encode(self, column: str, values: pa.Array) -> pa.Array:
+        """``values`` of ``column`` (strings) as the ``int32`` codes ``group`` returns for a
+        ``coded`` column (new values get new codes)."""
+        with self._lock:
+            return self._coded(column, values)
+
+    def decode(self, column: str, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """The values of ``column`` that ``codes`` (``encode``'s, or a ``coded`` column's)
+        stand for."""
+        with self._lock:
+            decoder = self._decoder(column)
+        return decoder.take(codes)
+
+    def _coded(self, column: str, values: pa.Array) -> pa.Array:
+        """``encode``, the caller holding the lock."""
+        encoded = values.dictionary_encode()
+        known, names = self._codes[column], self._values[column]
+        remap = []
+        for value in encoded.dictionary.to_pylist():
+            if value not in known:
+                known[value] = len(names)
+                names.append(value)
+            remap.append(known[value])
+        return pa.array(remap, pa.int32()).take(encoded.indices)
 
     def _cold(self, table: str, sheet: str, marks: list[tuple[datetime, str, Any]]) -> int:
         """How many of the slots ``marks`` names are not in memory as they are now."""
@@ -307,15 +350,7 @@ class RollupCache:
             if field in ROLLUP_MEASURES:
                 columns[field] = pa.array(column, pa.int64())
                 continue
-            encoded = pa.array(column, pa.string()).dictionary_encode()
-            known, values = self._codes[field], self._values[field]
-            remap = []
-            for value in encoded.dictionary.to_pylist():
-                if value not in known:
-                    known[value] = len(values)
-                    values.append(value)
-                remap.append(known[value])
-            columns[field] = pa.array(remap, pa.int32()).take(encoded.indices)
+            columns[field] = self._coded(field, pa.array(column, pa.string()))
         return pa.table(columns)
 
 
@@ -365,13 +400,13 @@ def sum_by(table: pa.Table, keys: Sequence[str], measures: Sequence[str]) -> pa.
 def _summed(
     loaded: list[tuple[pa.Table, datetime | None]],
     codes: dict[str, int | None],
-    values: list[list[str]],
+    values: list[pa.Array | None],
     schema: pa.Schema,
 ) -> pa.Table:
     """``RollupCache.group``'s sums of the ``loaded`` slots, laid out by ``schema`` (its
     first ``len(values)`` columns are the keys): the rows matching ``codes`` (a code of
     ``None``, a value no slot holds, matches none), grouped by the keys (decoded with
-    ``values``, each key's values by code) and the slot."""
+    ``values``, each key's values by code; ``None``: left as codes) and the slot."""
     slotted = "slot" in schema.names
     group_by = schema.names[: len(values)]
     measures = schema.names[len(values) + slotted :]
@@ -383,7 +418,7 @@ def _summed(
     keys = [*group_by, *(["slot"] if slotted else [])]
     sums = sum_by(rows, keys, measures)
     columns = [
-        pa.array(known, pa.string()).take(sums[field])
+        sums[field] if known is None else known.take(sums[field])
         for field, known in zip(group_by, values, strict=True)
     ]
     if slotted:

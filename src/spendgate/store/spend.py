@@ -221,22 +221,36 @@ def sum_spend(
                         if future is not None:
                             summing.append((future, part, one))
                             continue
-                    sums[one].append(_run(connection, part, one))
+                    table = _run(connection, part, one)
+                    if one.ids is not None and cache is not None:
+                        table = _coded(table, one, cache)
+                    sums[one].append(table)
     for future, part, one in summing:
         sums[one].append(_renamed(future.result(), part, one))
-    tables = [_padded(_counted(sums.pop(one), one), ask) for one in asks if one.ids]
+    tables = [_padded(_counted(sums.pop(one), one, cache), ask) for one in asks if one.ids]
     tables += [_padded(table, ask) for part_sums in sums.values() for table in part_sums]
     return _added(tables, ask)
 
 
-def _counted(tables: list[pa.Table], ask: Ask) -> pa.Table:
+def _coded(table: pa.Table, ask: Ask, cache: RollupCache) -> pa.Table:
+    """An id part's keys as the codes of ``cache``'s dictionaries (the id rollups' columns:
+    each field's own, ``value`` for the id), as the cache's parts give them: counting
+    groups by integers, not strings."""
+    for index, name in enumerate(ask.keys):
+        column = "value" if name == ask.ids else name
+        table = table.set_column(index, name, cache.encode(column, table[name].combine_chunks()))
+    return table
+
+
+def _counted(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.Table:
     """The ids of ``ask.ids`` with requests, per group and slot, from the parts' ``tables``
-    (requests and spend per group, slot and id): how many, and their spend (``sessions``,
-    ``session_cost_micro``, ``session_cost_pico`` for ``session_id``)."""
+    (requests and spend per group, slot and id; with a ``cache``, keys as its codes):
+    how many, and their spend (``sessions``, ``session_cost_micro``, ``session_cost_pico``
+    for ``session_id``), keys as values."""
     assert ask.ids is not None
     keys = [*ask.group_by, *(["slot"] if ask.grain is not None else [])]
     schema = sums_schema(ask.keys, ask.grain is not None, ID_MEASURES)
-    whole = pa.concat_tables(tables) if tables else schema.empty_table()
+    whole = pa.concat_tables(tables) if tables else schema.empty_table()  # ids: values or codes
     ids = sum_by(whole, [*keys, ask.ids], ID_MEASURES)
     ids = ids.filter(pc.not_equal(ids["requests"], 0))
     stem = ask.ids.removesuffix("_id")
@@ -246,9 +260,11 @@ def _counted(tables: list[pa.Table], ask: Ask) -> pa.Table:
         return pa.table([[ids.num_rows], [micro], [pico]], names=names)
     aggregates = [("requests", "count"), ("cost_micro", "sum"), ("cost_pico", "sum")]
     counted = ids.group_by(keys, use_threads=False).aggregate(aggregates)
-    return counted.select(
-        [*keys, "requests_count", "cost_micro_sum", "cost_pico_sum"]
-    ).rename_columns(names)
+    counted = counted.select([*keys, "requests_count", "cost_micro_sum", "cost_pico_sum"])
+    if cache is not None and tables:
+        for index, name in enumerate(ask.group_by):
+            counted = counted.set_column(index, name, cache.decode(name, counted[name]))
+    return counted.rename_columns(names)
 
 
 def _padded(table: pa.Table, ask: Ask) -> pa.Table:
@@ -291,6 +307,7 @@ def _cached(
         filters=[(columns[name], value) for name, value in ask.filters],
         grain=ask.grain,
         measures=ask.measures,
+        coded=() if ask.ids is None else columns.values(),  # decoded once counted
     )
 
 
