@@ -87,8 +87,7 @@ def expected(made: list[Event], query: SpendQuery) -> dict[tuple[object, ...], S
     if not query.sessions:
         return plain
     return {
-        k: (*v, len(ids[k][0]), spent[k][0], len(ids[k][1]), spent[k][1])
-        for k, v in plain.items()
+        k: (*v, len(ids[k][0]), spent[k][0], len(ids[k][1]), spent[k][1]) for k, v in plain.items()
     }
 
 
