@@ -44,7 +44,6 @@ from spendgate.store.schema import (
     LATENCY_BUCKETS,
     PENDING_KEYS,
     ROLLUP_MEASURES,
-    ROLLUP_SPECS,
     RollupSpec,
     events,
     rollup_tables,
@@ -250,10 +249,16 @@ def source_of(spec: RollupSpec) -> Table:
 
 
 def mark_statement(
-    name: str, source: str, dialect: Dialect, *, days: bool, bounded: bool, of: str | None = None
+    spec: RollupSpec,
+    source: str,
+    dialect: Dialect,
+    *,
+    days: bool,
+    bounded: bool,
+    of: str | None = None,
 ) -> str:
-    """SQL that gives every slot of the rollup ``name`` that ``source``'s rows fall in (the
-    stage, or ``spend_marks`` itself: the slots of the rollup ``of`` that ``name`` is sealed
+    """SQL that gives every slot of the rollup ``spec`` that ``source``'s rows fall in (the
+    stage, or ``spend_marks`` itself: the slots of the rollup ``of`` that ``spec`` is sealed
     from) a new token in ``spend_marks`` (the ``:token`` parameter): ``days``: the slots are
     the days of ``source``'s hourly buckets; ``bounded``: only the ``source`` rows in
     ``[:low, :high)``. An id rollup's slots are those of the ``source`` rows with an id."""
@@ -261,13 +266,13 @@ def mark_statement(
     if days:
         bucket = truncate(literal_column("bucket"), "day", dialect.name).name
     where = "true" if of is None else f"name = '{of}'"
-    if of is None and any(spec.name == name and spec.ids for spec in ROLLUP_SPECS):
-        where += " AND (" + " OR ".join(f"{f} <> ''" for f in ID_FIELDS) + ")"  # rows with ids
+    if of is None and spec.ids:  # the stage's rows that carry an id
+        where += " AND (" + " OR ".join(f"{f} <> ''" for f in ID_FIELDS) + ")"
     if bounded:
         where += f" AND bucket >= {marker(dialect, 'low')} AND bucket < {marker(dialect, 'high')}"
     token = f"CAST({marker(dialect, 'token')} AS TEXT)"
     return (
-        f"INSERT INTO spend_marks (name, bucket, token) SELECT CAST('{name}' AS TEXT), "
+        f"INSERT INTO spend_marks (name, bucket, token) SELECT CAST('{spec.name}' AS TEXT), "
         f"{bucket}, {token} FROM {source} WHERE {where} GROUP BY 2 "
         "ON CONFLICT (name, bucket) DO UPDATE SET token = excluded.token"
     )

@@ -109,13 +109,9 @@ def _units(stage: Table, dialect: Dialect, *, marks: bool) -> list[_Unit]:
         if marks:  # a day gets a new token when its source's slots have one (or late rows)
             days = source != "spend_daily"
             marking = (
-                mark_statement(
-                    spec.name, "spend_marks", dialect, days=days, bounded=True, of=source
-                ),
+                mark_statement(spec, "spend_marks", dialect, days=days, bounded=True, of=source),
             )
-            late_marking = (
-                mark_statement(spec.name, stage.name, dialect, days=True, bounded=True),
-            )
+            late_marking = (mark_statement(spec, stage.name, dialect, days=True, bounded=True),)
         after_daily = source == "spend_daily"
         if spec.pairs:  # one statement per pair in both lists, in spec.pairs order
             for pair, seal_sql, late_sql in zip(spec.pairs, sealing, late, strict=True):
@@ -162,9 +158,9 @@ class RollupWriter:
         self._move = move_statements(dialect.name)
         hourly = [spec for spec in ROLLUP_SPECS if spec.sealed_from is None]
         self._upserts = [sql for spec in hourly for sql in upsert_statements(spec, stage, dialect)]
-        marked = [spec.name for spec in hourly] if marks else []
         self._mark_hours = [
-            mark_statement(name, stage.name, dialect, days=False, bounded=False) for name in marked
+            mark_statement(spec, stage.name, dialect, days=False, bounded=False)
+            for spec in (hourly if marks else [])
         ]
         self._units = _units(stage, dialect, marks=marks)
         low, high = marker(dialect, "low"), marker(dialect, "high")

@@ -305,14 +305,12 @@ def _rollup(spec: RollupSpec) -> Table:
     ``"first,second"``, and ``value``, ``value_2`` are theirs; an id rollup keys by
     ``dimension``, ``bucket``, ``value`` and its dimensions)."""
     keys: list[Column[Any]]
-    if spec.ids:
-        keys = [Column(n, Text, primary_key=True) for n in ("dimension", "value")]
-        keys.insert(1, Column("bucket", UTCDateTime, primary_key=True))
-        keys += [Column(d, Text, primary_key=True) for d in spec.dimensions]
-    elif spec.facets or spec.pairs:
+    if spec.facets or spec.pairs or spec.ids:
         values = ("value", "value_2") if spec.pairs else ("value",)
         keys = [Column(n, Text, primary_key=True) for n in ("dimension", *values)]
         keys.insert(1, Column("bucket", UTCDateTime, primary_key=True))
+        if spec.ids:
+            keys += [Column(d, Text, primary_key=True) for d in spec.dimensions]
     else:
         keys = [Column("bucket", UTCDateTime, primary_key=True)]
         keys += [Column(d, Text, primary_key=True) for d in spec.dimensions]

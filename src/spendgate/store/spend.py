@@ -71,21 +71,23 @@ from spendgate.store.schema import (
 from spendgate.store.types import UTCDateTime, floor_time
 
 # Every field a spend query may group or filter by.
-DIMENSIONS = (*ROLLUP_DIMENSIONS, "session_id", "workflow_id")
+DIMENSIONS = (*ROLLUP_DIMENSIONS, *ID_FIELDS)
 GRAINS = ("hour", "day", "week", "month")
 # The additive measures without the latency ones (``latency=False``).
 ADDITIVE_WITHOUT_LATENCY = tuple(
     m for m in ROLLUP_MEASURES if m not in ("latency_count", "latency_sum_ms", *LATENCY_BUCKETS)
 )
-# Extra sums a ``distinct`` query returns (raw events only).
-DISTINCT_MEASURES = (
-    "sessions",
-    "session_cost_micro",
-    "session_cost_pico",
-    "workflows",
-    "workflow_cost_micro",
-    "workflow_cost_pico",
-)
+
+
+def _id_measures(field: str) -> tuple[str, str, str]:
+    """The distinct-count sums of one of ``ID_FIELDS`` (``session_id``: ``sessions``,
+    ``session_cost_micro``, ``session_cost_pico``)."""
+    stem = field.removesuffix("_id")
+    return f"{stem}s", f"{stem}_cost_micro", f"{stem}_cost_pico"
+
+
+# Extra sums a ``distinct`` query returns.
+DISTINCT_MEASURES = tuple(name for field in ID_FIELDS for name in _id_measures(field))
 SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
@@ -253,8 +255,7 @@ def _counted(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.
     whole = pa.concat_tables(tables) if tables else schema.empty_table()  # ids: values or codes
     ids = sum_by(whole, [*keys, ask.ids], ID_MEASURES)
     ids = ids.filter(pc.not_equal(ids["requests"], 0))
-    stem = ask.ids.removesuffix("_id")
-    names = [*keys, f"{stem}s", f"{stem}_cost_micro", f"{stem}_cost_pico"]
+    names = [*keys, *_id_measures(ask.ids)]
     if not keys:
         micro, pico = (pc.sum(ids[m]).as_py() or 0 for m in ID_MEASURES[1:])
         return pa.table([[ids.num_rows], [micro], [pico]], names=names)
@@ -418,7 +419,7 @@ def _columns(
 
 
 def _layout(table: str, ask: Ask) -> tuple[str | None, dict[str, str]]:
-    """Which rows of ``part``'s table hold the asked fields (the ``dimension`` of a facet or
+    """Which rows of ``table`` hold the asked fields (the ``dimension`` of a facet or
     pair rollup; ``None``: every row) and the column holding each field. A facet or pair
     rollup keeps a field's values in ``value`` (``value_2``) of the rows whose ``dimension``
     names it; with no field named, the rows of ``source`` (every event has exactly one value
@@ -450,21 +451,28 @@ def _events_query(dialect: str, ask: Ask) -> Select[Any]:
         measures += _distinct_measures()
     query = select(*dims, *slot, *measures)
     query = query.where(*_start_end(events.c.ts))
-    if ask.ids is not None:  # the events that carry an id
-        query = query.where(func.coalesce(events.c[ask.ids], "") != "")
+    if ask.ids is not None:
+        query = query.where(_with_id(events.c[ask.ids]))
     for name, value in ask.filters:
         column = events.c[name]
         query = query.where(or_(column.is_(None), column == "") if value == "" else column == value)
     return query.group_by(*slot, *dims) if slot or dims else query
 
 
+def _with_id(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """The events that carry an id in ``column`` (an empty id is no id, as in the id
+    rollups)."""
+    return func.coalesce(column, "") != ""
+
+
 def _distinct_measures() -> list[ColumnElement[Any]]:
     out: list[ColumnElement[Any]] = []
-    for name, plural in (("session", "sessions"), ("workflow", "workflows")):
-        column = events.c[f"{name}_id"]  # an empty id is no id, as in the id rollups
+    for field in ID_FIELDS:
+        column = events.c[field]
+        plural, micro_name, pico_name = _id_measures(field)
         out.append(_int(func.count(func.nullif(column, "").distinct())).label(plural))
-        micro, pico = money_sums(func.coalesce(column, "") != "")
-        out += [_int(micro).label(f"{name}_cost_micro"), _int(pico).label(f"{name}_cost_pico")]
+        micro, pico = money_sums(_with_id(column))
+        out += [_int(micro).label(micro_name), _int(pico).label(pico_name)]
     return out
 
 
