@@ -313,6 +313,7 @@ QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("by user_id", {"group_by": "user_id"}),
     ("by agent, daily", {"group_by": "agent", "bucket": "day"}),
     ("by department, hourly", {"group_by": "department", "bucket": "hour"}),
+    ("by department,region, hourly", {"group_by": "department,region", "bucket": "hour"}),
     ("by base_model, weekly", {"group_by": "base_model", "bucket": "week"}),
     ("dept-3 by user_id", {"group_by": "user_id", "filters": {"department": "dept-3"}}),
     ("by status,operation", {"group_by": "status,operation"}),
@@ -368,7 +369,7 @@ def latest(store: Store) -> datetime:
     return END if newest is None else min(END, newest.replace(tzinfo=UTC))
 
 
-def run_queries(store: Store, repeat: int, *, latency: bool = True) -> None:
+def run_queries(store: Store, repeat: int, *, latency: bool = True, only: str = "") -> None:
     # 30 days ending at 12:29 on the last whole day of data: the worst case for the edges
     # (each end subtracts 29 raw minutes at the busiest time of day and twelve hourly slots).
     last_day = latest(store).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -380,6 +381,8 @@ def run_queries(store: Store, repeat: int, *, latency: bool = True) -> None:
     head = f"{'query':42} {'first':>8} {'loading':>8} {'median':>8} {'worst':>8} {'rows':>8}"
     print(f"{head} {'rows':>6}  parts")
     for name, args in QUERIES:
+        if only not in name:
+            continue
         query = SpendQuery.of(since, until, latency=latency, **args)  # type: ignore[arg-type]
         loads = store.rollup_cache.stats.loads
         first, loading, median, worst, objects, rows = timed(store, query, repeat)
@@ -393,6 +396,8 @@ def run_queries(store: Store, repeat: int, *, latency: bool = True) -> None:
         return
     day_since = until - timedelta(days=1)
     for name, args in RAW_QUERIES:
+        if only not in name:
+            continue
         query = SpendQuery.of(day_since, until, **args)  # type: ignore[arg-type]
         first, loading, median, worst, objects, rows = timed(store, query, max(1, repeat // 2))
         line = f"{name:42} {first:8.1f} {loading:8.1f} {median:8.1f} {worst:8.1f}"
@@ -419,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--reload", action="store_true", help="empty the database first")
     parser.add_argument("--no-queries", action="store_true")
+    parser.add_argument("--only", default="", help="time only the queries whose name has this")
     parser.add_argument(
         "--no-cache", action="store_true", help="answer from SQL only (no in-memory rollup cache)"
     )
@@ -458,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.warm and not args.no_cache:
             warm(store, args.warm)
         if not args.no_queries:
-            run_queries(store, args.repeat)
-            run_queries(store, args.repeat, latency=False)
+            run_queries(store, args.repeat, only=args.only)
+            run_queries(store, args.repeat, latency=False, only=args.only)
             cache = store.rollup_cache
             print(f"\nrollup cache: {cache.size_bytes / 2**20:,.0f} MB in {cache.slot_count} slots")
     finally:

@@ -21,7 +21,7 @@ from spendgate.analytics.measures import (
     percentiles,
 )
 from spendgate.events import Event
-from spendgate.store import Store, open_store
+from spendgate.store import Store, open_store, rollup_cache
 from spendgate.store.engine import BEGIN_MODE
 from spendgate.store.rollup_cache import DEFAULT_BYTES
 from spendgate.store.rollups import PAIRS, RollupWriter, sealed_until
@@ -149,6 +149,19 @@ QUERIES = (
 def test_windows_anywhere_match_sums_of_the_events(
     store: Store, db_url: str, folded: bool, cache_bytes: int
 ) -> None:
+    check_windows(store, db_url, folded=folded, cache_bytes=cache_bytes)
+
+
+def test_slots_summed_one_by_one_match_sums_of_the_events(
+    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache sums big slots one by one (a month of id rollup slots); every slot is
+    summed so here, small as they are."""
+    monkeypatch.setattr(rollup_cache, "_BIG_SLOT_ROWS", 0)
+    check_windows(store, db_url, folded=True, cache_bytes=DEFAULT_BYTES)
+
+
+def check_windows(store: Store, db_url: str, *, folded: bool, cache_bytes: int) -> None:
     made = made_events()
     store.insert_events(made)
     if folded:

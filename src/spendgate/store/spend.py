@@ -215,7 +215,10 @@ def sum_spend(
         if connection.dialect.name == "postgresql":  # one snapshot for every part
             connection.execution_options(isolation_level="REPEATABLE READ")
         sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
-        for one in asks:
+        in_sql = []
+        # The cached parts first, biggest work (the id rollups') first: the helper threads
+        # sum them while this one runs the SQL parts.
+        for one in sorted(asks, key=lambda one: one.ids is None):
             for planned in parts:
                 for part in _with_table(planned, fields, sealed, ids=one.ids is not None):
                     if cache is not None and cache.covers(part.table, part.start, part.end):
@@ -223,10 +226,12 @@ def sum_spend(
                         if future is not None:
                             summing.append((future, part, one))
                             continue
-                    table = _run(connection, part, one)
-                    if one.ids is not None and cache is not None:
-                        table = _coded(table, one, cache)
-                    sums[one].append(table)
+                    in_sql.append((part, one))
+        for part, one in in_sql:
+            table = _run(connection, part, one)
+            if one.ids is not None and cache is not None:
+                table = _coded(table, one, cache)
+            sums[one].append(table)
     for future, part, one in summing:
         sums[one].append(_renamed(future.result(), part, one))
     tables = [_padded(_counted(sums.pop(one), one, cache), ask) for one in asks if one.ids]
@@ -246,14 +251,13 @@ def _coded(table: pa.Table, ask: Ask, cache: RollupCache) -> pa.Table:
 
 def _counted(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.Table:
     """The ids of ``ask.ids`` with requests, per group and slot, from the parts' ``tables``
-    (requests and spend per group, slot and id; with a ``cache``, keys as its codes):
+    (requests and spend per group, slot and id, one row per key; with a ``cache``, keys as
+    its codes):
     how many, and their spend (``sessions``, ``session_cost_micro``, ``session_cost_pico``
     for ``session_id``), keys as values."""
     assert ask.ids is not None
     keys = [*ask.group_by, *(["slot"] if ask.grain is not None else [])]
-    schema = sums_schema(ask.keys, ask.grain is not None, ID_MEASURES)
-    whole = pa.concat_tables(tables) if tables else schema.empty_table()  # ids: values or codes
-    ids = sum_by(whole, [*keys, ask.ids], ID_MEASURES)
+    ids = _per_id(tables, ask, [*keys, ask.ids])
     ids = ids.filter(pc.not_equal(ids["requests"], 0))
     names = [*keys, *_id_measures(ask.ids)]
     if not keys:
@@ -266,6 +270,23 @@ def _counted(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.
         for index, name in enumerate(ask.group_by):
             counted = counted.set_column(index, name, cache.decode(name, counted[name]))
     return counted.rename_columns(names)
+
+
+def _per_id(tables: list[pa.Table], ask: Ask, keys: list[str]) -> pa.Table:
+    """The parts' ``tables`` (each with one row per ``keys``) added up per ``keys``. Only
+    the rows of the biggest part (a month of days: a million rows and more) whose id the
+    others have are grouped with them; its other rows are already sums."""
+    if not tables:
+        return sums_schema(ask.keys, ask.grain is not None, ID_MEASURES).empty_table()
+    biggest = max(range(len(tables)), key=lambda index: tables[index].num_rows)
+    big, others = tables[biggest], tables[:biggest] + tables[biggest + 1 :]
+    rest = sum_by(pa.concat_tables(others), keys, ID_MEASURES) if others else None
+    if rest is None or not rest.num_rows:
+        return big.select([*keys, *ID_MEASURES])
+    shared = pc.is_in(big[ask.ids], value_set=pc.unique(rest[ask.ids]))
+    alone = big.filter(pc.invert(shared)).select([*keys, *ID_MEASURES])
+    both = pa.concat_tables([big.filter(shared).select(rest.column_names), rest])
+    return pa.concat_tables([alone, sum_by(both, keys, ID_MEASURES)])
 
 
 def _padded(table: pa.Table, ask: Ask) -> pa.Table:
@@ -352,7 +373,10 @@ def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
     arrays = [pa.array(c, field.type) for c, field in zip(columns, schema, strict=True)]
     for index in range(len(ask.keys)):  # NULL (missing, in ``events``) as in the rollups
         arrays[index] = pc.fill_null(arrays[index], "")
-    return _signed(pa.table(arrays, schema=schema), part, ask)
+    table = pa.table(arrays, schema=schema)
+    if ask.ids and part.source == "events":  # NULL and '' are now one key: one row per key
+        table = sum_by(table, schema.names[: -len(ask.measures)], ask.measures)
+    return _signed(table, part, ask)
 
 
 def _signed(table: pa.Table, part: Part, ask: Ask) -> pa.Table:
