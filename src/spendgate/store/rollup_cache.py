@@ -439,7 +439,7 @@ def _slot_by_slot(rows: pa.Table, group_by: list[str], measures: Sequence[str]) 
     if not group_by or rows.num_rows < _BIG_SLOT_ROWS * len(ends):
         return None
     sums = []
-    for start, end, slot in zip([0, *ends], ends, runs.values, strict=False):
+    for start, end, slot in zip([0, *ends[:-1]], ends, runs.values, strict=True):
         one = sum_by(rows.slice(start, end - start), group_by, measures)
         sums.append(one.add_column(len(group_by), "slot", pa.repeat(slot, one.num_rows)))
     return pa.concat_tables(sums)
