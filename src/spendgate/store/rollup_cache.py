@@ -418,8 +418,7 @@ def _summed(
     if rows is None:
         return schema.empty_table()
     keys = [*group_by, *(["slot"] if slotted else [])]
-    sums = _slot_by_slot(rows, group_by, measures) if slotted else None
-    sums = sum_by(rows, keys, measures) if sums is None else sums
+    sums = _slot_by_slot(rows, group_by, measures) if slotted else sum_by(rows, keys, measures)
     columns = [
         sums[field] if known is None else known.take(sums[field])
         for field, known in zip(group_by, values, strict=True)
@@ -429,15 +428,15 @@ def _summed(
     return pa.table([*columns, *sums.columns[len(keys) :]], schema=schema)
 
 
-def _slot_by_slot(rows: pa.Table, group_by: list[str], measures: Sequence[str]) -> pa.Table | None:
-    """``sum_by`` of ``rows`` (ordered by ``slot``) per ``group_by`` and slot, each slot's
-    rows grouped alone, when the slots are big (``None`` otherwise): no key spans two slots,
-    and a hash table of one slot's keys stays in the CPU's caches, which one of a month's
-    does not (a month of the id rollups' slots holds a million and a half keys)."""
+def _slot_by_slot(rows: pa.Table, group_by: list[str], measures: Sequence[str]) -> pa.Table:
+    """``sum_by`` of ``rows`` (ordered by ``slot``) per ``group_by`` and slot; when the slots
+    are big, each slot's rows grouped alone: no key spans two slots, and a hash table of one
+    slot's keys stays in the CPU's caches, which one of a month's does not (a month of the id
+    rollups' slots holds a million and a half keys)."""
     runs = pc.run_end_encode(rows["slot"]).combine_chunks()
     ends = runs.run_ends.to_pylist()
-    if not group_by or rows.num_rows < _BIG_SLOT_ROWS * len(ends):
-        return None
+    if rows.num_rows < _BIG_SLOT_ROWS * len(ends):
+        return sum_by(rows, [*group_by, "slot"], measures)
     sums = []
     for start, end, slot in zip([0, *ends[:-1]], ends, runs.values, strict=True):
         one = sum_by(rows.slice(start, end - start), group_by, measures)

@@ -165,6 +165,11 @@ class Ask:
         return (*self.group_by, *((self.ids,) if self.ids else ()))
 
     @property
+    def grouping(self) -> list[str]:
+        """The columns of the answer's groups: ``group_by``, and ``slot`` with a grain."""
+        return [*self.group_by, *(["slot"] if self.grain is not None else [])]
+
+    @property
     def measures(self) -> tuple[str, ...]:
         if self.ids:
             return ID_MEASURES
@@ -256,8 +261,8 @@ def _counted(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.
     how many, and their spend (``sessions``, ``session_cost_micro``, ``session_cost_pico``
     for ``session_id``), keys as values."""
     assert ask.ids is not None
-    keys = [*ask.group_by, *(["slot"] if ask.grain is not None else [])]
-    ids = _per_id(tables, ask, [*keys, ask.ids])
+    keys = ask.grouping
+    ids = _per_id(tables, ask)
     ids = ids.filter(pc.not_equal(ids["requests"], 0))
     names = [*keys, *_id_measures(ask.ids)]
     if not keys:
@@ -272,10 +277,12 @@ def _counted(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.
     return counted.rename_columns(names)
 
 
-def _per_id(tables: list[pa.Table], ask: Ask, keys: list[str]) -> pa.Table:
-    """The parts' ``tables`` (each with one row per ``keys``) added up per ``keys``. Only
-    the rows of the biggest part (a month of days: a million rows and more) whose id the
-    others have are grouped with them; its other rows are already sums."""
+def _per_id(tables: list[pa.Table], ask: Ask) -> pa.Table:
+    """The parts' ``tables`` (each with one row per group, slot and id) added up per group,
+    slot and id. Only the rows of the biggest part (a month of days: a million rows and more)
+    whose id the others have are grouped with them; its other rows are already sums."""
+    assert ask.ids is not None
+    keys = [*ask.grouping, ask.ids]
     if not tables:
         return sums_schema(ask.keys, ask.grain is not None, ID_MEASURES).empty_table()
     biggest = max(range(len(tables)), key=lambda index: tables[index].num_rows)
@@ -300,9 +307,9 @@ def _padded(table: pa.Table, ask: Ask) -> pa.Table:
 
 
 def _added(tables: list[pa.Table], ask: Ask) -> pa.Table:
-    """The parts' sums added up per group and slot (missing values, ``''`` in the rollups
-    and NULL in ``events``, as one null key), groups without requests dropped."""
-    keys = [*ask.group_by, *(["slot"] if ask.grain is not None else [])]
+    """The parts' sums added up per group and slot (a missing value, ``''`` in every part,
+    as a null key), groups without requests dropped."""
+    keys = ask.grouping
     schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
     whole = pa.concat_tables(tables) if tables else schema.empty_table()
     whole = pa.Table.from_arrays(sum_by(whole, keys, ask.measures).columns, schema=schema)
@@ -371,12 +378,7 @@ def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
     rows = connection.execute(query, span).all()  # the columns of ``schema``, in its order
     columns = zip(*rows, strict=True) if rows else [()] * len(schema)
     arrays = [pa.array(c, field.type) for c, field in zip(columns, schema, strict=True)]
-    for index in range(len(ask.keys)):  # NULL (missing, in ``events``) as in the rollups
-        arrays[index] = pc.fill_null(arrays[index], "")
-    table = pa.table(arrays, schema=schema)
-    if ask.ids and part.source == "events":  # NULL and '' are now one key: one row per key
-        table = sum_by(table, schema.names[: -len(ask.measures)], ask.measures)
-    return _signed(table, part, ask)
+    return _signed(pa.table(arrays, schema=schema), part, ask)
 
 
 def _signed(table: pa.Table, part: Part, ask: Ask) -> pa.Table:
@@ -466,7 +468,8 @@ def _events_query(dialect: str, ask: Ask) -> Select[Any]:
     slot: list[ColumnElement[Any]] = []
     if ask.grain is not None:
         slot = [truncate(events.c.ts, ask.grain, dialect, type_=UTCDateTime()).label("slot")]
-    dims = [events.c[name] for name in ask.keys]
+    # A missing value (NULL or '') as the rollups keep it, '': one row per key.
+    dims = [func.coalesce(events.c[name], "").label(name) for name in ask.keys]
     every = event_measures()
     measures: list[ColumnElement[Any]] = [
         _int(every[n]).label(n) for n in ask.measures if n in every
