@@ -12,7 +12,9 @@ of each step of keeping the rollups. A database that already holds at least
 (``first``: the slots it needs that the in-memory rollup cache does not hold yet are summed in
 SQL while the cache's worker loads them; ``loading``: the wait for that worker), then
 ``--repeat`` times; the median and the worst are printed, with the parts that answered it and
-the cache slots loaded. What is timed is the API's answer, the JSON body of
+the cache slots loaded. A repeated question finds its cached parts' sums kept (the same slots
+with the same tokens); ``--no-reuse`` keeps none, so every asking sums the cached slots (what
+a new question over warm slots costs). What is timed is the API's answer, the JSON body of
 ``GET /api/v1/spend``; the median of ``spend`` (``SpendRow``s, for the dashboard and the CLI)
 is printed beside it. ``--no-cache`` answers from SQL only.
 
@@ -41,7 +43,7 @@ from sqlalchemy import func, select
 
 from spendgate.analytics import SpendQuery, spend
 from spendgate.events import Event
-from spendgate.store import Store, open_store
+from spendgate.store import Store, open_store, rollup_cache
 from spendgate.store.bulk import EventInserter
 from spendgate.store.engine import BEGIN_MODE
 from spendgate.store.rollup_cache import DEFAULT_BYTES
@@ -429,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-cache", action="store_true", help="answer from SQL only (no in-memory rollup cache)"
     )
     parser.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="keep no part's sums for a repeated question: every asking sums the cached slots",
+    )
+    parser.add_argument(
         "--warm",
         type=int,
         metavar="DAYS",
@@ -450,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_cost:
         write_cost(args.db, args.write_cost, args.batch)
         return 0
+    if args.no_reuse:
+        rollup_cache._SUMS_SHARE = 0
     store = open_store(args.db, cache_bytes=0 if args.no_cache else DEFAULT_BYTES)
     try:
         if args.reload:

@@ -133,6 +133,64 @@ def test_filters_and_unknown_values(store: Store) -> None:
     assert answered(store, query) == {}
 
 
+def test_a_long_hourly_series_is_summed_from_projected_slots(store: Store, db_url: str) -> None:
+    """Over more than 72 hours, an hourly series by fields only the full rollups hold is
+    answered from each hour's rows summed by those fields (a sheet per set of fields), kept
+    as exact as the whole slots: a late event reloads only its hour."""
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    series = SpendQuery.of(T0, T0 + timedelta(days=6), group_by="department,region", bucket="hour")
+    reader = open_store(db_url)
+    try:
+        cache = reader.rollup_cache
+        check(reader, made, series)  # in SQL, while the worker loads the projected hours
+        cache.wait()
+        hours = cache.stats.loads
+        assert 100 < hours <= 6 * 24  # an hour with no event has no slot
+        check(reader, made, series)
+        assert cache.stats.loads == hours and cache.stats.hits == hours  # all from memory
+        check(reader, made, series)  # asked again: the same slots, their sums kept
+        assert cache.stats.reused == 1 and cache.stats.loads == hours
+
+        filtered = replace(series, filters=(("status", "ok"),))  # another set of fields
+        check(reader, made, filtered)
+        cache.wait()
+        assert cache.stats.loads == 2 * hours
+
+        other = open_store(db_url)  # a late event in one hour, written by another store
+        try:
+            late = late_events(1, day=2)
+            other.insert_events(late)
+            other.fold()
+        finally:
+            other.close()
+        made += late
+        check(reader, made, series)
+        assert cache.stats.loads == 2 * hours + 1  # only that hour, by the query itself
+        assert cache.stats.reused == 1  # the kept sums were of the hour before it changed
+    finally:
+        reader.close()
+
+
+def test_values_that_need_quoting_load_intact(store: Store) -> None:
+    """Slots are loaded as CSV on PostgreSQL: separators, quotes, line breaks, a backslash,
+    a lone quote and non-ASCII text come back as they were."""
+    made = made_events()
+    odd = ['a,b', 'say "hi"', "two\nlines", "back\\slash", '"', "Zürich ✓", " padded "]
+    for index, value in enumerate(odd):
+        made[index * 7] = replace(made[index * 7], department=value)
+    store.insert_events(made)
+    store.fold()
+    query = SpendQuery.of(T0, T0 + SPAN, group_by=WIDE)
+    check(store, made, query)  # in SQL while the worker loads
+    store.rollup_cache.wait()
+    check(store, made, query)  # from the loaded slots
+    assert store.rollup_cache.stats.loads > 0
+    departments = {key[0] for key in answered(store, query)}
+    assert set(odd) <= departments
+
+
 def test_threads_share_one_cache(store: Store) -> None:
     made = made_events()
     store.insert_events(made)

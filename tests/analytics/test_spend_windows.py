@@ -133,6 +133,9 @@ QUERIES = (
     # three fields from different families: only the full rollups hold them (the cache)
     {"group_by": "department,region,status", "bucket": "day"},
     {"group_by": "user_id,region,status", "filters": {"project": "a"}, "bucket": "week"},
+    # hourly series the full rollups answer: over more than 72 hours, from projected slots
+    {"group_by": "department,region", "bucket": "hour"},
+    {"group_by": "project,base_model", "filters": {"region": "eu-west-1"}, "bucket": "hour"},
     # distinct counts: from the id rollups
     {"sessions": True},
     {"group_by": "department", "sessions": True},

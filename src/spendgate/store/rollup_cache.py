@@ -5,6 +5,11 @@ A 30-day question reads tens or hundreds of thousands of rollup rows at 10 M eve
 hour or day of a rollup; of a facet or pair rollup, one dimension's rows of it) is loaded once
 into an Arrow table and summed in C++ from then on.
 
+A month of the hourly rollups that keep every combination of their fields is too big to hold
+(``spend_hourly``: ~2.5 M rows at 10 M events). An hourly series over more than three days is
+answered from their slots' projections instead: each slot summed in SQL by the fields the
+question names (a few hundred rows an hour), held per set of fields.
+
 Nothing stale is ever answered: the writer gives a rollup's slot a new token in ``spend_marks``
 in the transaction that changes its rows (``store.rollups``). A query reads its slots' tokens
 in its own snapshot and reloads, in that snapshot, each slot whose token differs from the
@@ -33,20 +38,31 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import accumulate
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import ColumnElement, Connection, Engine, Select, bindparam, literal_column, select
+from pyarrow import csv
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from spendgate.store.rollup_sql import truncate
 from spendgate.store.schema import (
     ID_FIELDS,
     ROLLUP_DIMENSIONS,
-    ROLLUP_MEASURES,
     ROLLUP_SPECS,
     RollupSpec,
     rollup_tables,
@@ -61,16 +77,36 @@ DEFAULT_BYTES = 1536 << 20
 EAGER_SLOTS = 4
 # The longest part the cache answers, by rollup (longer ones go to SQL): every slot of it is
 # held at once. An hourly facet slot is small (one field's values in an hour), so a month of
-# them is held; the other hourly rollups' slots hold every combination of their fields.
+# them is held. The other hourly rollups' slots hold every combination of their fields: up to
+# ``_HOURS`` of them are held whole; a longer part is answered from their projections
+# (``_projects``), which are small too. The id rollups' hourly slots are never projected.
 _DAYS = timedelta(days=92)  # of a daily rollup (and the most days warming loads)
-_FACET_HOURS = timedelta(days=32)  # of the hourly facet rollup
-_HOURS = timedelta(hours=72)  # of the other hourly rollups (and what warming loads of them)
+_SERIES_HOURS = timedelta(days=32)  # of the hourly facet rollup, and of projections
+_HOURS = timedelta(hours=72)  # of whole hourly slots (and what warming loads of them)
+# The sheet of a projected slot: this, then the fields it keeps, comma-separated.
+_BY = "by:"
+
+
+def _projects(spec: RollupSpec) -> bool:
+    """Whether a long part of this rollup is answered from projected slots: its slot's rows,
+    summed by the fields a question names (an hourly rollup keyed by its dimensions)."""
+    return spec.grain == "hour" and not (spec.facets or spec.pairs or spec.ids)
+
+
 MAX_SPAN = {
-    spec.name: _DAYS if spec.grain == "day" else _FACET_HOURS if spec.facets else _HOURS
+    spec.name: _DAYS
+    if spec.grain == "day"
+    else _SERIES_HOURS
+    if spec.facets or _projects(spec)
+    else _HOURS
     for spec in ROLLUP_SPECS
 }
+SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
 # Warming stops once the copies take this share of the cache (the rest is for what is asked).
 WARM_SHARE = 0.75
+# A part's sums are kept for a repeated question (the same slots with the same tokens, asked
+# the same way), within this share of ``max_bytes``.
+_SUMS_SHARE = 0.125
 # Slots averaging fewer rows than this are summed as one chunk (copied together first).
 _SMALL_SLOT_ROWS = 2000
 # Slots averaging more rows than this are grouped one by one (``_slot_by_slot``).
@@ -98,10 +134,12 @@ class _Slot:
 
 @dataclass(slots=True)
 class CacheStats:
-    """Slots answered from memory (``hits``) and read from the database (``loads``)."""
+    """Slots answered from memory (``hits``) and read from the database (``loads``); parts
+    whose sums were kept from an earlier question (``reused``)."""
 
     hits: int = 0
     loads: int = 0
+    reused: int = 0
 
 
 class RollupCache:
@@ -121,6 +159,8 @@ class RollupCache:
         self._lock = threading.Lock()
         self._slots: OrderedDict[tuple[str, str, datetime], _Slot] = OrderedDict()
         self._bytes = 0
+        self._sums: OrderedDict[tuple[Any, ...], pa.Table] = OrderedDict()  # by question
+        self._sums_bytes = 0
         self._codes: defaultdict[str, dict[str, int]] = defaultdict(dict)  # by column
         self._values: defaultdict[str, list[str]] = defaultdict(list)
         self._decoders: dict[str, pa.Array] = {}  # by column: its values as an Arrow array
@@ -149,6 +189,8 @@ class RollupCache:
         with self._lock:
             self._slots.clear()
             self._bytes = 0
+            self._sums.clear()
+            self._sums_bytes = 0
 
     def wait(self) -> None:
         """Until the worker has loaded everything asked of it so far."""
@@ -186,7 +228,9 @@ class RollupCache:
         as the rollups keep them) and ``grain`` slot over the rows of ``table`` in
         ``[start, end)`` (of a facet or pair rollup: those whose ``dimension`` is
         ``dimension``) matching every ``filters`` equality (column, value), read in
-        ``connection``'s snapshot, as a table laid out by ``sums_schema``. Groups with no rows
+        ``connection``'s snapshot, as a table laid out by ``sums_schema``. Over more than
+        ``_HOURS`` of a rollup that ``_projects``, each slot is held as its rows summed by
+        the ``group_by`` and ``filters`` columns (a sheet per set of columns). Groups with no rows
         are not in it. ``None``: too many slots are not in memory yet (the worker loads
         them): sum this part in SQL. The ``coded`` columns of ``group_by`` are returned as the
         cache's ``int32`` codes of their values (``encode``), not as the values.
@@ -195,6 +239,22 @@ class RollupCache:
         so the caller can meanwhile run its SQL parts on the connection."""
         marks = _marks(connection, table, start, end, grain)
         sheet = dimension or ""
+        if _projects(SPECS[table]) and end - start > _HOURS:
+            fields = {*group_by, *(column for column, _ in filters)}
+            sheet = _BY + ",".join(sorted(fields))
+        coded_keys = tuple(column for column in group_by if column in coded)
+        shape = (tuple(group_by), tuple(filters), grain, tuple(measures), coded_keys)
+        asked: tuple[Any, ...] = (table, sheet, shape, tuple(marks))  # marks: the tokens
+        with self._lock:
+            kept = self._sums.get(asked)
+            if kept is not None:
+                self._sums.move_to_end(asked)
+                self.stats.hits += len(marks)
+                self.stats.reused += 1
+        if kept is not None:
+            done: Future[pa.Table] = Future()
+            done.set_result(kept)
+            return done
         if self._engine is not None and self._cold(table, sheet, marks) > EAGER_SLOTS:
             self._later(_Request(table, sheet, start, end))
             return None
@@ -211,7 +271,24 @@ class RollupCache:
             values = [None if c in coded else self._decoder(c) for c in group_by]
             if self._summer is None:
                 self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
-            return self._summer.submit(_summed, loaded, codes, values, schema)
+            future = self._summer.submit(_summed, loaded, codes, values, schema)
+        future.add_done_callback(partial(self._keep, asked))
+        return future
+
+    def _keep(self, asked: tuple[Any, ...], future: Future[pa.Table]) -> None:
+        """Keep a part's sums for the same question (least recently asked dropped first)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        table = future.result()
+        limit = self._max_bytes * _SUMS_SHARE
+        with self._lock:
+            if asked in self._sums or table.nbytes > limit or limit <= 0:
+                return
+            self._sums[asked] = table
+            self._sums_bytes += table.nbytes
+            while self._sums_bytes > limit:
+                _, dropped = self._sums.popitem(last=False)
+                self._sums_bytes -= dropped.nbytes
 
     def _decoder(self, column: str) -> pa.Array:
         """The values of ``column`` so far, by code, as an Arrow array: extended as the
@@ -280,7 +357,7 @@ class RollupCache:
                 for low, high in ranges:
                     self._later(_Request(spec.name, sheet, low, high, warm=True))
                 if spec.grain == "hour" and spec.facets:
-                    low = max(start, end - MAX_SPAN[spec.name])
+                    low = max(start, end - _SERIES_HOURS)
                     series.append(_Request(spec.name, sheet, low, end, warm=True))
         for request in series:
             self._later(request)
@@ -344,16 +421,14 @@ class RollupCache:
                 self._bytes -= dropped.table.nbytes
         return loaded
 
-    def _encoded(self, rows: dict[str, list[Any]]) -> pa.Table:
-        """A slot's rows as Arrow columns: key values as codes of the cache's dictionaries
-        (the caller holds the lock: the dictionaries grow here)."""
-        columns: dict[str, pa.Array] = {}
-        for field, column in rows.items():
-            if field in ROLLUP_MEASURES:
-                columns[field] = pa.array(column, pa.int64())
-                continue
-            columns[field] = self._coded(field, pa.array(column, pa.string()))
-        return pa.table(columns)
+    def _encoded(self, rows: pa.Table) -> pa.Table:
+        """A slot's rows with key values as codes of the cache's dictionaries (the caller
+        holds the lock: the dictionaries grow here)."""
+        for index, field in enumerate(rows.schema):
+            if pa.types.is_string(field.type):
+                coded = self._coded(field.name, rows[index].combine_chunks())
+                rows = rows.set_column(index, field.name, coded)
+        return rows.combine_chunks()
 
 
 def _sheets(spec: RollupSpec) -> list[str]:
@@ -512,21 +587,52 @@ def _marks_query(dialect: str, grain: str | None) -> Select[Any]:
     )
 
 
-def _load(
-    connection: Connection, table: str, dimension: str, bucket: datetime
-) -> dict[str, list[Any]]:
-    """The rows of one slot (of a facet or pair rollup: of one ``dimension``), column by
-    column: the key columns but ``bucket`` and ``dimension``, then the measures."""
+def _load(connection: Connection, table: str, dimension: str, bucket: datetime) -> pa.Table:
+    """The rows of one slot (of a facet or pair rollup: of one ``dimension``): the key
+    columns but ``bucket`` and ``dimension`` (strings), then the measures (int64). A projected
+    slot (``dimension``: ``_BY`` and fields) is the slot's rows summed by those fields, in
+    SQL: its key columns are those fields."""
     rollup = rollup_tables[table]
     keys = [c.name for c in rollup.primary_key.columns if c.name not in ("bucket", "dimension")]
-    names = (*keys, *(c.name for c in rollup.columns if not c.primary_key))
+    measures = [c.name for c in rollup.columns if not c.primary_key]
+    names = (*keys, *measures)
     query = select(*(rollup.c[n] for n in names)).where(rollup.c.bucket == bucket)
-    if dimension:
+    if dimension.startswith(_BY):
+        fields = [name for name in dimension.removeprefix(_BY).split(",") if name]
+        names = (*fields, *measures)
+        sums = [cast(func.coalesce(func.sum(rollup.c[m]), 0), BigInteger) for m in measures]
+        query = select(*(rollup.c[f] for f in fields), *sums).where(rollup.c.bucket == bucket)
+        query = query.group_by(*(rollup.c[f] for f in fields))
+    elif dimension:
         query = query.where(rollup.c.dimension == dimension)
+    schema = pa.schema([(n, pa.int64() if n in measures else pa.string()) for n in names])
+    if connection.dialect.name == "postgresql":
+        return _copied(connection, query, schema)
     result = connection.execute(query)
     try:  # the driver's own tuples: these columns need no conversion, so no Row objects
         rows = result.cursor.fetchall()
     finally:
         result.close()
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return {name: list(column) for name, column in zip(names, columns, strict=True)}
+    columns = zip(*rows, strict=True) if rows else [() for _ in names]
+    arrays = [pa.array(column, field.type) for column, field in zip(columns, schema, strict=True)]
+    return pa.table(arrays, schema=schema)
+
+
+def _copied(connection: Connection, query: Select[Any], schema: pa.Schema) -> pa.Table:
+    """``query``'s rows on PostgreSQL, in ``connection``'s transaction, streamed as CSV by
+    ``COPY … TO STDOUT`` and parsed by Arrow: no Python object per value, so a slot loads
+    several times faster than through the driver's rows."""
+    compiled = query.compile(dialect=connection.dialect)
+    statement = f"COPY ({compiled}) TO STDOUT (FORMAT csv)"
+    driver = connection.connection.driver_connection  # psycopg's, in the same transaction
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement, compiled.params) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    if not data:
+        return schema.empty_table()
+    return csv.read_csv(
+        pa.py_buffer(data),
+        read_options=csv.ReadOptions(column_names=schema.names),
+        parse_options=csv.ParseOptions(newlines_in_values=True),
+        convert_options=csv.ConvertOptions(column_types=schema),
+    )
