@@ -177,7 +177,7 @@ def test_values_that_need_quoting_load_intact(store: Store) -> None:
     """Slots are loaded as CSV on PostgreSQL: separators, quotes, line breaks, a backslash,
     a lone quote and non-ASCII text come back as they were."""
     made = made_events()
-    odd = ['a,b', 'say "hi"', "two\nlines", "back\\slash", '"', "Zürich ✓", " padded "]
+    odd = ["a,b", 'say "hi"', "two\nlines", "back\\slash", '"', "Zürich ✓", " padded "]
     for index, value in enumerate(odd):
         made[index * 7] = replace(made[index * 7], department=value)
     store.insert_events(made)
