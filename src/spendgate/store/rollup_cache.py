@@ -64,6 +64,7 @@ from spendgate.store.schema import (
     ID_FIELDS,
     ROLLUP_DIMENSIONS,
     ROLLUP_SPECS,
+    SPECS,
     RollupSpec,
     rollup_tables,
     spend_marks,
@@ -93,15 +94,13 @@ def _projects(spec: RollupSpec) -> bool:
     return spec.grain == "hour" and not (spec.facets or spec.pairs or spec.ids)
 
 
-MAX_SPAN = {
-    spec.name: _DAYS
-    if spec.grain == "day"
-    else _SERIES_HOURS
-    if spec.facets or _projects(spec)
-    else _HOURS
-    for spec in ROLLUP_SPECS
-}
-SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
+def _max_span(spec: RollupSpec) -> timedelta:
+    if spec.grain == "day":
+        return _DAYS
+    return _SERIES_HOURS if spec.facets or _projects(spec) else _HOURS
+
+
+MAX_SPAN = {spec.name: _max_span(spec) for spec in ROLLUP_SPECS}
 # Warming stops once the copies take this share of the cache (the rest is for what is asked).
 WARM_SHARE = 0.75
 # A part's sums are kept for a repeated question (the same slots with the same tokens, asked
@@ -593,19 +592,21 @@ def _load(connection: Connection, table: str, dimension: str, bucket: datetime) 
     slot (``dimension``: ``_BY`` and fields) is the slot's rows summed by those fields, in
     SQL: its key columns are those fields."""
     rollup = rollup_tables[table]
-    keys = [c.name for c in rollup.primary_key.columns if c.name not in ("bucket", "dimension")]
     measures = [c.name for c in rollup.columns if not c.primary_key]
-    names = (*keys, *measures)
-    query = select(*(rollup.c[n] for n in names)).where(rollup.c.bucket == bucket)
-    if dimension.startswith(_BY):
-        fields = [name for name in dimension.removeprefix(_BY).split(",") if name]
-        names = (*fields, *measures)
-        sums = [cast(func.coalesce(func.sum(rollup.c[m]), 0), BigInteger) for m in measures]
-        query = select(*(rollup.c[f] for f in fields), *sums).where(rollup.c.bucket == bucket)
-        query = query.group_by(*(rollup.c[f] for f in fields))
+    values: list[ColumnElement[Any]] = [rollup.c[m] for m in measures]
+    projected = dimension.startswith(_BY)
+    if projected:
+        keys = [name for name in dimension.removeprefix(_BY).split(",") if name]
+        values = [cast(func.coalesce(func.sum(v), 0), BigInteger) for v in values]
+    else:
+        skip = ("bucket", "dimension")
+        keys = [c.name for c in rollup.primary_key.columns if c.name not in skip]
+    query = select(*(rollup.c[k] for k in keys), *values).where(rollup.c.bucket == bucket)
+    if projected:
+        query = query.group_by(*(rollup.c[k] for k in keys))
     elif dimension:
         query = query.where(rollup.c.dimension == dimension)
-    schema = pa.schema([(n, pa.int64() if n in measures else pa.string()) for n in names])
+    schema = pa.schema([*((k, pa.string()) for k in keys), *((m, pa.int64()) for m in measures)])
     if connection.dialect.name == "postgresql":
         return _copied(connection, query, schema)
     result = connection.execute(query)
@@ -613,7 +614,12 @@ def _load(connection: Connection, table: str, dimension: str, bucket: datetime) 
         rows = result.cursor.fetchall()
     finally:
         result.close()
-    columns = zip(*rows, strict=True) if rows else [() for _ in names]
+    return rows_table(rows, schema)
+
+
+def rows_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+    """Rows (tuples, the columns of ``schema`` in its order) as an Arrow table."""
+    columns = zip(*rows, strict=True) if rows else [()] * len(schema)
     arrays = [pa.array(column, field.type) for column, field in zip(columns, schema, strict=True)]
     return pa.table(arrays, schema=schema)
 

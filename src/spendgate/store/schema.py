@@ -293,6 +293,7 @@ ROLLUP_SPECS = (
         "spend_ids_daily", "day", ROLLUP_DIMENSIONS, ids=True, sealed_from="spend_ids_hourly"
     ),
 )
+SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
 # Sealing order: a rollup after the one it is summed from.
 SEALED_SPECS = tuple(
     sorted((s for s in ROLLUP_SPECS if s.sealed_from), key=lambda s: s.sealed_from == "spend_daily")

@@ -53,7 +53,7 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollup_cache import RollupCache, sum_by, sums_schema
+from spendgate.store.rollup_cache import RollupCache, rows_table, sum_by, sums_schema
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import (
@@ -62,7 +62,7 @@ from spendgate.store.schema import (
     LATENCY_BUCKETS,
     ROLLUP_DIMENSIONS,
     ROLLUP_MEASURES,
-    ROLLUP_SPECS,
+    SPECS,
     events,
     pair_of,
     rollup_tables,
@@ -88,7 +88,6 @@ def _id_measures(field: str) -> tuple[str, str, str]:
 
 # Extra sums a ``distinct`` query returns.
 DISTINCT_MEASURES = tuple(name for field in ID_FIELDS for name in _id_measures(field))
-SPECS = {spec.name: spec for spec in ROLLUP_SPECS}
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 
@@ -376,9 +375,7 @@ def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
     schema = sums_schema(ask.keys, ask.grain is not None, ask.measures)
     span = {"start": part.start, "end": part.end}
     rows = connection.execute(query, span).all()  # the columns of ``schema``, in its order
-    columns = zip(*rows, strict=True) if rows else [()] * len(schema)
-    arrays = [pa.array(c, field.type) for c, field in zip(columns, schema, strict=True)]
-    return _signed(pa.table(arrays, schema=schema), part, ask)
+    return _signed(rows_table(rows, schema), part, ask)
 
 
 def _signed(table: pa.Table, part: Part, ask: Ask) -> pa.Table:
