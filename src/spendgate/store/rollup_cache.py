@@ -49,6 +49,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Dialect,
     Engine,
     Select,
     bindparam,
@@ -591,6 +592,21 @@ def _load(connection: Connection, table: str, dimension: str, bucket: datetime) 
     columns but ``bucket`` and ``dimension`` (strings), then the measures (int64). A projected
     slot (``dimension``: ``_BY`` and fields) is the slot's rows summed by those fields, in
     SQL: its key columns are those fields."""
+    query, schema = _slot_query(table, dimension)
+    if connection.dialect.name == "postgresql":
+        return _copied(connection, query, schema, bucket)
+    result = connection.execute(query, {"bucket": bucket})
+    try:  # the driver's own tuples: these columns need no conversion, so no Row objects
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return rows_table(rows, schema)
+
+
+@lru_cache(maxsize=1024)
+def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
+    """``_load``'s SQL for the slots of ``table`` and ``dimension``, over the parameter
+    ``bucket``, and the layout of its rows: built once (warming loads thousands of slots)."""
     rollup = rollup_tables[table]
     measures = [c.name for c in rollup.columns if not c.primary_key]
     values: list[ColumnElement[Any]] = [rollup.c[m] for m in measures]
@@ -601,20 +617,14 @@ def _load(connection: Connection, table: str, dimension: str, bucket: datetime) 
     else:
         skip = ("bucket", "dimension")
         keys = [c.name for c in rollup.primary_key.columns if c.name not in skip]
+    bucket = bindparam("bucket", type_=UTCDateTime())
     query = select(*(rollup.c[k] for k in keys), *values).where(rollup.c.bucket == bucket)
     if projected:
         query = query.group_by(*(rollup.c[k] for k in keys))
     elif dimension:
         query = query.where(rollup.c.dimension == dimension)
     schema = pa.schema([*((k, pa.string()) for k in keys), *((m, pa.int64()) for m in measures)])
-    if connection.dialect.name == "postgresql":
-        return _copied(connection, query, schema)
-    result = connection.execute(query)
-    try:  # the driver's own tuples: these columns need no conversion, so no Row objects
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
-    return rows_table(rows, schema)
+    return query, schema
 
 
 def rows_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
@@ -624,15 +634,18 @@ def rows_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
     return pa.table(arrays, schema=schema)
 
 
-def _copied(connection: Connection, query: Select[Any], schema: pa.Schema) -> pa.Table:
-    """``query``'s rows on PostgreSQL, in ``connection``'s transaction, streamed as CSV by
-    ``COPY … TO STDOUT`` and parsed by Arrow: no Python object per value, so a slot loads
-    several times faster than through the driver's rows."""
-    compiled = query.compile(dialect=connection.dialect)
-    statement = f"COPY ({compiled}) TO STDOUT (FORMAT csv)"
+def _copied(
+    connection: Connection, query: Select[Any], schema: pa.Schema, bucket: datetime
+) -> pa.Table:
+    """``query``'s rows for ``bucket`` on PostgreSQL, in ``connection``'s transaction,
+    streamed as CSV by ``COPY … TO STDOUT`` and parsed by Arrow: no Python object per value,
+    so a slot loads several times faster than through the driver's rows."""
+    statement, params = _copy_statement(query, connection.dialect)
     driver = connection.connection.driver_connection  # psycopg's, in the same transaction
     assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(statement, compiled.params) as copy:
+    # COPY takes no server-side parameters: psycopg binds them into the statement.
+    bound = {**params, "bucket": UTCDateTime().process_bind_param(bucket, connection.dialect)}
+    with driver.cursor() as cursor, cursor.copy(statement, bound) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
     if not data:
         return schema.empty_table()
@@ -642,3 +655,11 @@ def _copied(connection: Connection, query: Select[Any], schema: pa.Schema) -> pa
         parse_options=csv.ParseOptions(newlines_in_values=True),
         convert_options=csv.ConvertOptions(column_types=schema),
     )
+
+
+@lru_cache(maxsize=1024)
+def _copy_statement(query: Select[Any], dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The ``COPY`` around ``query`` (one of ``_slot_query``'s) and its fixed parameters,
+    compiled once: compiling cost more than a small slot's rows."""
+    compiled = query.compile(dialect=dialect)
+    return f"COPY ({compiled}) TO STDOUT (FORMAT csv)", dict(compiled.params)
