@@ -70,7 +70,7 @@ from spendgate.store.schema import (
     rollup_tables,
     spend_marks,
 )
-from spendgate.store.types import UTCDateTime, floor_time
+from spendgate.store.types import UTCDateTime, as_utc, floor_time
 
 log = logging.getLogger(__name__)
 
@@ -644,7 +644,7 @@ def _copied(
     driver = connection.connection.driver_connection  # psycopg's, in the same transaction
     assert driver is not None
     # COPY takes no server-side parameters: psycopg binds them into the statement.
-    bound = {**params, "bucket": UTCDateTime().process_bind_param(bucket, connection.dialect)}
+    bound = {**params, "bucket": as_utc(bucket)}
     with driver.cursor() as cursor, cursor.copy(statement, bound) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
     if not data:
