@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+import pyarrow as pa
+import pytest
 from test_spend_windows import SPAN, T0, answered, expected, made_events
 
 from spendgate.analytics import SpendQuery
 from spendgate.events import Event
-from spendgate.store import Store, open_store
+from spendgate.store import Store, open_store, spend_ids
 from spendgate.store.engine import BEGIN_MODE
 from spendgate.store.rollup_cache import EAGER_SLOTS
 from spendgate.store.rollups import PAIRS, rebuild
@@ -171,6 +174,42 @@ def test_a_long_hourly_series_is_summed_from_projected_slots(store: Store, db_ur
         assert cache.stats.reused == 1  # the kept sums were of the hour before it changed
     finally:
         reader.close()
+
+
+def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The biggest part's sessions are counted once and kept with its sums; asked again
+    after new events in the raw edge (of sessions the days hold, and a new one), only the
+    edge's sessions are counted again, and the counts stay exact."""
+    counted: list[int] = []  # the rows of each table spend_ids counts
+
+    def counts(table: pa.Table, grouping: Sequence[str]) -> pa.Table:
+        counted.append(table.num_rows)
+        return real(table, grouping)
+
+    real = spend_ids._counts
+    monkeypatch.setattr(spend_ids, "_counts", counts)
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    until = T0 + timedelta(days=8, hours=5, minutes=20)  # ends in 20 raw minutes
+    query = SpendQuery.of(T0 + timedelta(hours=1), until, group_by="department", sessions=True)
+    check(store, made, query)
+    store.rollup_cache.wait()
+    check(store, made, query)  # from the loaded slots: the days' counts are taken now
+    most = max(counted)
+    counted.clear()
+    late = [
+        Event(ts=until - timedelta(minutes=5), department=d, session_id=s, workflow_id=w)
+        for d, s, w in [("eng", "s1", "w1"), ("ops", "s2", None), ("eng", "s-new", "w-new")]
+    ]
+    store.insert_events(late)  # not folded: read from events
+    made += late
+    reused = store.rollup_cache.stats.reused
+    check(store, made, query)
+    assert store.rollup_cache.stats.reused > reused  # the days' sums were kept
+    assert counted and max(counted) < most  # and their counts too
 
 
 def test_values_that_need_quoting_load_intact(store: Store) -> None:

@@ -16,16 +16,18 @@ in its own snapshot and reloads, in that snapshot, each slot whose token differs
 copy's; so the cache answers exactly what SQL would in the same snapshot, across processes and
 replicas.
 
-Loading is the slow step (every value passes through the database driver as a Python object:
-seconds for 30 days of the full ``spend_daily`` at 10 M events), so a query that finds more
-than ``EAGER_SLOTS`` of its slots missing or changed is answered in SQL, as without a cache,
-while a worker thread loads them for the next one; a few (the current hour, a day with late
-events) are loaded by the query itself. The gateway asks the worker to ``warm`` the cache with
-the recent days of every rollup when it starts, so the first question over them is answered
-from memory too.
+Loading (``store.rollup_slots``) is the slow step (every value passes through the database
+driver as a Python object: seconds for 30 days of the full ``spend_daily`` at 10 M events), so
+a query that finds more than ``EAGER_SLOTS`` of its slots missing or changed is answered in
+SQL, as without a cache, while a worker thread loads them for the next one; a few (the current
+hour, a day with late events) are loaded by the query itself. The gateway asks the worker to
+``warm`` the cache with the recent days of every rollup when it starts, so the first question
+over them is answered from memory too.
 
 Key values are kept as ``int32`` codes of one dictionary per column (growing only); measures
-as ``int64``. The least recently used slots are dropped past ``max_bytes``.
+as ``int64``. The least recently used slots are dropped past ``max_bytes``. A part's sums are
+kept for a repeated question (the same slots with the same tokens), with what a query derives
+from them (``derived``: ``store.spend_ids`` keeps its counts of the biggest id part there).
 """
 
 from __future__ import annotations
@@ -34,45 +36,34 @@ import logging
 import queue
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache, partial
+from functools import partial
 from itertools import accumulate
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyarrow import csv
 from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
     Connection,
-    Dialect,
     Engine,
-    Select,
-    bindparam,
-    cast,
-    func,
-    literal_column,
-    select,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from spendgate.store.rollup_sql import truncate
+from spendgate.store.rollup_slots import PROJECTED, load_slot, slot_marks
 from spendgate.store.schema import (
     ID_FIELDS,
     ROLLUP_DIMENSIONS,
     ROLLUP_SPECS,
     SPECS,
     RollupSpec,
-    rollup_tables,
-    spend_marks,
 )
-from spendgate.store.types import UTCDateTime, as_utc, floor_time
+from spendgate.store.types import floor_time
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DEFAULT_BYTES = 1536 << 20
 # Slots a query loads itself; with more to load, SQL answers it and the worker loads them.
@@ -85,8 +76,6 @@ EAGER_SLOTS = 4
 _DAYS = timedelta(days=92)  # of a daily rollup (and the most days warming loads)
 _SERIES_HOURS = timedelta(days=32)  # of the hourly facet rollup, and of projections
 _HOURS = timedelta(hours=72)  # of whole hourly slots (and what warming loads of them)
-# The sheet of a projected slot: this, then the fields it keeps, comma-separated.
-_BY = "by:"
 
 
 def _projects(spec: RollupSpec) -> bool:
@@ -161,6 +150,7 @@ class RollupCache:
         self._bytes = 0
         self._sums: OrderedDict[tuple[Any, ...], pa.Table] = OrderedDict()  # by question
         self._sums_bytes = 0
+        self._derived: dict[int, dict[Hashable, Any]] = {}  # by id() of a kept sums table
         self._codes: defaultdict[str, dict[str, int]] = defaultdict(dict)  # by column
         self._values: defaultdict[str, list[str]] = defaultdict(list)
         self._decoders: dict[str, pa.Array] = {}  # by column: its values as an Arrow array
@@ -191,6 +181,7 @@ class RollupCache:
             self._bytes = 0
             self._sums.clear()
             self._sums_bytes = 0
+            self._derived.clear()
 
     def wait(self) -> None:
         """Until the worker has loaded everything asked of it so far."""
@@ -237,11 +228,11 @@ class RollupCache:
         The slots are read (tokens, loads) here, in the caller's thread and connection, and
         summed in a helper thread: the future's result. Arrow sums without holding the GIL,
         so the caller can meanwhile run its SQL parts on the connection."""
-        marks = _marks(connection, table, start, end, grain)
+        marks = slot_marks(connection, table, start, end, grain)
         sheet = dimension or ""
         if _projects(SPECS[table]) and end - start > _HOURS:
             fields = {*group_by, *(column for column, _ in filters)}
-            sheet = _BY + ",".join(sorted(fields))
+            sheet = PROJECTED + ",".join(sorted(fields))
         coded_keys = tuple(column for column in group_by if column in coded)
         shape = (tuple(group_by), tuple(filters), grain, tuple(measures), coded_keys)
         asked: tuple[Any, ...] = (table, sheet, shape, tuple(marks))  # marks: the tokens
@@ -286,9 +277,25 @@ class RollupCache:
                 return
             self._sums[asked] = table
             self._sums_bytes += table.nbytes
+            self._derived[id(table)] = {}
             while self._sums_bytes > limit:
                 _, dropped = self._sums.popitem(last=False)
                 self._sums_bytes -= dropped.nbytes
+                del self._derived[id(dropped)]
+
+    def derived(self, sums: pa.Table, key: Hashable, make: Callable[[], _T]) -> _T:
+        """``make()``: a value computed from ``sums`` (a table ``group``'s future gave), kept
+        as long as ``sums`` is (for a repeated question), under ``key``."""
+        with self._lock:  # an entry lives while its table is kept: the id is not reused
+            values = self._derived.get(id(sums))
+            if values is not None and key in values:
+                return values[key]  # type: ignore[no-any-return]
+        value = make()
+        with self._lock:
+            values = self._derived.get(id(sums))
+            if values is not None:
+                values[key] = value
+        return value
 
     def _decoder(self, column: str) -> pa.Array:
         """The values of ``column`` so far, by code, as an Arrow array: extended as the
@@ -397,7 +404,7 @@ class RollupCache:
         with self._engine.connect() as connection:
             if connection.dialect.name == "postgresql":  # tokens and rows of one snapshot
                 connection.execution_options(isolation_level="REPEATABLE READ")
-            for bucket, token, _ in _marks(connection, table, request.start, request.end, None):
+            for bucket, token, _ in slot_marks(connection, table, request.start, request.end, None):
                 self._get(connection, (table, sheet, bucket), token)
 
     def _get(self, connection: Connection, key: tuple[str, str, datetime], token: str) -> pa.Table:
@@ -407,7 +414,7 @@ class RollupCache:
                 self._slots.move_to_end(key)
                 self.stats.hits += 1
                 return held.table
-        rows = _load(connection, *key)
+        rows = load_slot(connection, *key)
         with self._lock:
             loaded = self._encoded(rows)
             old = self._slots.pop(key, None)
@@ -558,108 +565,3 @@ def _selected(
     if whole.num_rows < _SMALL_SLOT_ROWS * len(kept):
         whole = whole.combine_chunks()
     return whole.select([*columns, *(["slot"] if slotted else [])]), slots
-
-
-def _marks(
-    connection: Connection, table: str, start: datetime, end: datetime, grain: str | None
-) -> list[tuple[datetime, str, datetime | None]]:
-    """Each slot of ``table`` in ``[start, end)``: its bucket, token and the ``grain`` slot it
-    falls in (cut by the database, as the SQL queries cut theirs), in bucket order."""
-    query = _marks_query(connection.dialect.name, grain)
-    found = connection.execute(query, {"name": table, "start": start, "end": end})
-    return [(bucket, token, cut) for bucket, token, cut in found]
-
-
-@lru_cache(maxsize=16)
-def _marks_query(dialect: str, grain: str | None) -> Select[Any]:
-    """``_marks``' SQL, built once per dialect and grain."""
-    slot: ColumnElement[Any] = literal_column("NULL")
-    if grain is not None:
-        slot = truncate(spend_marks.c.bucket, grain, dialect, type_=UTCDateTime())
-    return (
-        select(spend_marks.c.bucket, spend_marks.c.token, slot)
-        .where(
-            spend_marks.c.name == bindparam("name"),
-            spend_marks.c.bucket >= bindparam("start", type_=UTCDateTime()),
-            spend_marks.c.bucket < bindparam("end", type_=UTCDateTime()),
-        )
-        .order_by(spend_marks.c.bucket)
-    )
-
-
-def _load(connection: Connection, table: str, dimension: str, bucket: datetime) -> pa.Table:
-    """The rows of one slot (of a facet or pair rollup: of one ``dimension``): the key
-    columns but ``bucket`` and ``dimension`` (strings), then the measures (int64). A projected
-    slot (``dimension``: ``_BY`` and fields) is the slot's rows summed by those fields, in
-    SQL: its key columns are those fields."""
-    query, schema = _slot_query(table, dimension)
-    if connection.dialect.name == "postgresql":
-        return _copied(connection, query, schema, bucket)
-    result = connection.execute(query, {"bucket": bucket})
-    try:  # the driver's own tuples: these columns need no conversion, so no Row objects
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
-    return rows_table(rows, schema)
-
-
-@lru_cache(maxsize=1024)
-def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
-    """``_load``'s SQL for the slots of ``table`` and ``dimension``, over the parameter
-    ``bucket``, and the layout of its rows: built once (warming loads thousands of slots)."""
-    rollup = rollup_tables[table]
-    measures = [c.name for c in rollup.columns if not c.primary_key]
-    values: list[ColumnElement[Any]] = [rollup.c[m] for m in measures]
-    projected = dimension.startswith(_BY)
-    if projected:
-        keys = [name for name in dimension.removeprefix(_BY).split(",") if name]
-        values = [cast(func.coalesce(func.sum(v), 0), BigInteger) for v in values]
-    else:
-        skip = ("bucket", "dimension")
-        keys = [c.name for c in rollup.primary_key.columns if c.name not in skip]
-    bucket = bindparam("bucket", type_=UTCDateTime())
-    query = select(*(rollup.c[k] for k in keys), *values).where(rollup.c.bucket == bucket)
-    if projected:
-        query = query.group_by(*(rollup.c[k] for k in keys))
-    elif dimension:
-        query = query.where(rollup.c.dimension == dimension)
-    schema = pa.schema([*((k, pa.string()) for k in keys), *((m, pa.int64()) for m in measures)])
-    return query, schema
-
-
-def rows_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
-    """Rows (tuples, the columns of ``schema`` in its order) as an Arrow table."""
-    columns = zip(*rows, strict=True) if rows else [()] * len(schema)
-    arrays = [pa.array(column, field.type) for column, field in zip(columns, schema, strict=True)]
-    return pa.table(arrays, schema=schema)
-
-
-def _copied(
-    connection: Connection, query: Select[Any], schema: pa.Schema, bucket: datetime
-) -> pa.Table:
-    """``query``'s rows for ``bucket`` on PostgreSQL, in ``connection``'s transaction,
-    streamed as CSV by ``COPY … TO STDOUT`` and parsed by Arrow: no Python object per value,
-    so a slot loads several times faster than through the driver's rows."""
-    statement, params = _copy_statement(query, connection.dialect)
-    driver = connection.connection.driver_connection  # psycopg's, in the same transaction
-    assert driver is not None
-    # COPY takes no server-side parameters: psycopg binds them into the statement.
-    bound = {**params, "bucket": as_utc(bucket)}
-    with driver.cursor() as cursor, cursor.copy(statement, bound) as copy:
-        data = b"".join(bytes(chunk) for chunk in copy)
-    if not data:
-        return schema.empty_table()
-    return csv.read_csv(
-        pa.py_buffer(data),
-        read_options=csv.ReadOptions(column_names=schema.names),
-        parse_options=csv.ParseOptions(newlines_in_values=True),
-        convert_options=csv.ConvertOptions(column_types=schema),
-    )
-
-
-@lru_cache(maxsize=1024)
-def _copy_statement(query: Select[Any], dialect: Dialect) -> tuple[str, dict[str, Any]]:
-    """The ``COPY`` around ``query`` (one of ``_slot_query``'s) and its fixed parameters,
-    compiled once: compiling cost more than a small slot's rows."""
-    compiled = query.compile(dialect=dialect)
-    return f"COPY ({compiled}) TO STDOUT (FORMAT csv)", dict(compiled.params)

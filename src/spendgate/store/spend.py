@@ -17,8 +17,8 @@ How a range ``[since, until)`` is answered (``plan``):
 
 Distinct counts (``distinct=True``: sessions, workflows) of a question the rollups answer come
 from the same parts of the id rollups (``spend_ids_*``, ``spend_pending``'s id columns, the
-raw edges): requests and spend per group, slot and id, each part signed as above, added up per
-id; the ids left with requests are counted (a subtracted edge cancels exactly what it removes).
+raw edges): requests and spend per group, slot and id, each part signed as above, counted by
+``store.spend_ids``.
 
 Each rollup part is summed from ``store.rollup_cache`` when one is given (its columnar copies
 of the slots, checked against the writer's tokens in the same snapshot), else in SQL.
@@ -53,7 +53,8 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollup_cache import RollupCache, rows_table, sum_by, sums_schema
+from spendgate.store.rollup_cache import RollupCache, sum_by, sums_schema
+from spendgate.store.rollup_slots import rows_table
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import (
@@ -68,6 +69,7 @@ from spendgate.store.schema import (
     rollup_tables,
     spend_pending,
 )
+from spendgate.store.spend_ids import coded, count, id_measures, split
 from spendgate.store.types import UTCDateTime, floor_time
 
 # Every field a spend query may group or filter by.
@@ -79,15 +81,8 @@ ADDITIVE_WITHOUT_LATENCY = tuple(
 )
 
 
-def _id_measures(field: str) -> tuple[str, str, str]:
-    """The distinct-count sums of one of ``ID_FIELDS`` (``session_id``: ``sessions``,
-    ``session_cost_micro``, ``session_cost_pico``)."""
-    stem = field.removesuffix("_id")
-    return f"{stem}s", f"{stem}_cost_micro", f"{stem}_cost_pico"
-
-
 # Extra sums a ``distinct`` query returns.
-DISTINCT_MEASURES = tuple(name for field in ID_FIELDS for name in _id_measures(field))
+DISTINCT_MEASURES = tuple(name for field in ID_FIELDS for name in id_measures(field))
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 
@@ -148,20 +143,22 @@ def _between(source: str, have: datetime, want: datetime) -> list[Part]:
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """What each part's query groups by, filters on and returns. ``ids``: one of ``ID_FIELDS``:
-    the part's requests and spend per group and id (of the id rollups), not its measures."""
+    """What each part's query groups by, filters on and returns. ``ids``: some of
+    ``ID_FIELDS``: the part's requests and spend per group and id (of the id rollups: of one
+    field; of the raw edges and pending rows, ``split``: of each, ``''`` for none; the rows
+    with any), not its measures."""
 
     group_by: tuple[str, ...]
     filters: tuple[tuple[str, str], ...]
     grain: str | None
     distinct: bool
     latency: bool
-    ids: str | None = None
+    ids: tuple[str, ...] = ()
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The fields a part's sums are keyed by (with the grain's slot)."""
-        return (*self.group_by, *((self.ids,) if self.ids else ()))
+        return (*self.group_by, *self.ids)
 
     @property
     def grouping(self) -> list[str]:
@@ -211,88 +208,50 @@ def sum_spend(
     parts = plan(since, until, rollups=rolled, days=grain != "hour")
     # What each part is asked: its measures; with distinct counts from the rollups, also its
     # requests and spend per id of each id field.
-    asks = [replace(ask, distinct=False, ids=f) for f in (None, *ID_FIELDS)]
+    asks = [replace(ask, distinct=False, ids=ids) for ids in ((), *((f,) for f in ID_FIELDS))]
     asks = asks if distinct and rolled else [ask]
-    sums: dict[Ask, list[pa.Table]] = {one: [] for one in asks}
+    sums: dict[Ask, list[tuple[pa.Table, pa.Table | None]]] = {one: [] for one in asks}
     summing: list[tuple[Future[pa.Table], Part, Ask]] = []  # cached parts, summed meanwhile
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":  # one snapshot for every part
             connection.execution_options(isolation_level="REPEATABLE READ")
         sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
-        in_sql = []
+        in_sql: list[tuple[Part, Ask]] = []
+        raw: dict[Part, None] = {}  # the id asks' raw and pending parts: one query for both
         # The cached parts first, biggest work (the id rollups') first: the helper threads
         # sum them while this one runs the SQL parts.
-        for one in sorted(asks, key=lambda one: one.ids is None):
+        for one in sorted(asks, key=lambda one: not one.ids):
             for planned in parts:
-                for part in _with_table(planned, fields, sealed, ids=one.ids is not None):
+                for part in _with_table(planned, fields, sealed, ids=bool(one.ids)):
                     if cache is not None and cache.covers(part.table, part.start, part.end):
                         future = _cached(connection, cache, part, one)
                         if future is not None:
                             summing.append((future, part, one))
                             continue
-                    in_sql.append((part, one))
+                    if one.ids and part.source in ("events", "pending"):
+                        raw[part] = None
+                    else:
+                        in_sql.append((part, one))
         for part, one in in_sql:
             table = _run(connection, part, one)
-            if one.ids is not None and cache is not None:
-                table = _coded(table, one, cache)
-            sums[one].append(table)
+            if one.ids and cache is not None:
+                table = coded(table, one.keys, one.ids[0], cache)
+            sums[one].append((table, None))
+        by_id = replace(ask, distinct=False, ids=ID_FIELDS)
+        for part in raw:
+            table = split(_run(connection, part, by_id), ask.group_by, grain is not None, cache)
+            for one in asks[1:]:
+                sums[one].append((table[one.ids[0]], None))
     for future, part, one in summing:
-        sums[one].append(_renamed(future.result(), part, one))
-    tables = [_padded(_counted(sums.pop(one), one, cache), ask) for one in asks if one.ids]
-    tables += [_padded(table, ask) for part_sums in sums.values() for table in part_sums]
+        found = future.result()
+        sums[one].append((_renamed(found, part, one), found))
+    tables = [
+        _padded(count(sums.pop(one), ask.group_by, grain is not None, one.ids[0], cache), ask)
+        for one in asks
+        if one.ids
+    ]
+    tables += [_padded(table, ask) for part_sums in sums.values() for table, _ in part_sums]
     return _added(tables, ask)
-
-
-def _coded(table: pa.Table, ask: Ask, cache: RollupCache) -> pa.Table:
-    """An id part's keys as the codes of ``cache``'s dictionaries (the id rollups' columns:
-    each field's own, ``value`` for the id), as the cache's parts give them: counting
-    groups by integers, not strings."""
-    for index, name in enumerate(ask.keys):
-        column = "value" if name == ask.ids else name
-        table = table.set_column(index, name, cache.encode(column, table[name].combine_chunks()))
-    return table
-
-
-def _counted(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.Table:
-    """The ids of ``ask.ids`` with requests, per group and slot, from the parts' ``tables``
-    (requests and spend per group, slot and id, one row per key; with a ``cache``, keys as
-    its codes):
-    how many, and their spend (``sessions``, ``session_cost_micro``, ``session_cost_pico``
-    for ``session_id``), keys as values."""
-    assert ask.ids is not None
-    keys = ask.grouping
-    ids = _per_id(tables, ask)
-    ids = ids.filter(pc.not_equal(ids["requests"], 0))
-    names = [*keys, *_id_measures(ask.ids)]
-    if not keys:
-        micro, pico = (pc.sum(ids[m]).as_py() or 0 for m in ID_MEASURES[1:])
-        return pa.table([[ids.num_rows], [micro], [pico]], names=names)
-    aggregates = [("requests", "count"), ("cost_micro", "sum"), ("cost_pico", "sum")]
-    counted = ids.group_by(keys, use_threads=False).aggregate(aggregates)
-    counted = counted.select([*keys, "requests_count", "cost_micro_sum", "cost_pico_sum"])
-    if cache is not None and tables:
-        for index, name in enumerate(ask.group_by):
-            counted = counted.set_column(index, name, cache.decode(name, counted[name]))
-    return counted.rename_columns(names)
-
-
-def _per_id(tables: list[pa.Table], ask: Ask) -> pa.Table:
-    """The parts' ``tables`` (each with one row per group, slot and id) added up per group,
-    slot and id. Only the rows of the biggest part (a month of days: a million rows and more)
-    whose id the others have are grouped with them; its other rows are already sums."""
-    assert ask.ids is not None
-    keys = [*ask.grouping, ask.ids]
-    if not tables:
-        return sums_schema(ask.keys, ask.grain is not None, ID_MEASURES).empty_table()
-    biggest = max(range(len(tables)), key=lambda index: tables[index].num_rows)
-    big, others = tables[biggest], tables[:biggest] + tables[biggest + 1 :]
-    rest = sum_by(pa.concat_tables(others), keys, ID_MEASURES) if others else None
-    if rest is None or not rest.num_rows:
-        return big.select([*keys, *ID_MEASURES])
-    shared = pc.is_in(big[ask.ids], value_set=pc.unique(rest[ask.ids]))
-    alone = big.filter(pc.invert(shared)).select([*keys, *ID_MEASURES])
-    both = pa.concat_tables([big.filter(shared).select(rest.column_names), rest])
-    return pa.concat_tables([alone, sum_by(both, keys, ID_MEASURES)])
 
 
 def _padded(table: pa.Table, ask: Ask) -> pa.Table:
@@ -335,7 +294,7 @@ def _cached(
         filters=[(columns[name], value) for name, value in ask.filters],
         grain=ask.grain,
         measures=ask.measures,
-        coded=() if ask.ids is None else columns.values(),  # decoded once counted
+        coded=columns.values() if ask.ids else (),  # decoded once counted
     )
 
 
@@ -424,8 +383,8 @@ def _rollup_query(source: str, rollup: str, ask: Ask, dialect: str) -> Select[An
     dims = [columns[name] for name in ask.keys]
     sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
     query = select(*dims, *slot, *sums).where(*where, *_start_end(table.c.bucket))
-    if ask.ids is not None and source == "pending":  # the rows that carry an id
-        query = query.where(columns[ask.ids] != "")
+    if ask.ids and source == "pending":  # the rows that carry an id
+        query = query.where(or_(*(columns[field] != "" for field in ask.ids)))
     for name, value in ask.filters:
         query = query.where(columns[name] == value)
     return query.group_by(*slot, *dims) if slot or dims else query
@@ -450,8 +409,8 @@ def _layout(table: str, ask: Ask) -> tuple[str | None, dict[str, str]]:
     fields = {*ask.group_by, *(name for name, _ in ask.filters)}
     spec = SPECS.get(table)
     if spec is not None and spec.ids:
-        assert ask.ids is not None
-        return ask.ids, {**{name: name for name in fields}, ask.ids: "value"}
+        (field,) = ask.ids
+        return field, {**{name: name for name in fields}, field: "value"}
     if spec is None or not (spec.facets or spec.pairs):
         return None, {name: name for name in (*fields, *ask.keys)}
     if len(fields) == 2:
@@ -475,8 +434,8 @@ def _events_query(dialect: str, ask: Ask) -> Select[Any]:
         measures += _distinct_measures()
     query = select(*dims, *slot, *measures)
     query = query.where(*_start_end(events.c.ts))
-    if ask.ids is not None:
-        query = query.where(_with_id(events.c[ask.ids]))
+    if ask.ids:
+        query = query.where(or_(*(_with_id(events.c[field]) for field in ask.ids)))
     for name, value in ask.filters:
         column = events.c[name]
         query = query.where(or_(column.is_(None), column == "") if value == "" else column == value)
@@ -493,7 +452,7 @@ def _distinct_measures() -> list[ColumnElement[Any]]:
     out: list[ColumnElement[Any]] = []
     for field in ID_FIELDS:
         column = events.c[field]
-        plural, micro_name, pico_name = _id_measures(field)
+        plural, micro_name, pico_name = id_measures(field)
         out.append(_int(func.count(func.nullif(column, "").distinct())).label(plural))
         micro, pico = money_sums(_with_id(column))
         out += [_int(micro).label(micro_name), _int(pico).label(pico_name)]

@@ -1,0 +1,144 @@
+"""Reading rollup slots for ``store.rollup_cache``: their tokens (``slot_marks``) and their rows
+(``load_slot``), in the caller's connection and snapshot.
+
+A slot is one hour or day of a rollup (of a facet or pair rollup: one dimension's rows of it;
+of an id rollup: one id field's). A projected slot (its sheet ``PROJECTED`` and the fields it
+keeps) is the slot's rows summed by those fields in SQL. Every value passes through the
+database driver as a Python object, so loading is the slow step: on PostgreSQL a slot is
+streamed as CSV by ``COPY`` and parsed by Arrow instead. Each statement is built once per
+rollup and sheet (warming loads thousands of slots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+from pyarrow import csv
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Dialect,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+
+from spendgate.store.rollup_sql import truncate
+from spendgate.store.schema import rollup_tables, spend_marks
+from spendgate.store.types import UTCDateTime, as_utc
+
+# The sheet of a projected slot: this, then the fields it keeps, comma-separated.
+PROJECTED = "by:"
+
+
+def slot_marks(
+    connection: Connection, table: str, start: datetime, end: datetime, grain: str | None
+) -> list[tuple[datetime, str, datetime | None]]:
+    """Each slot of ``table`` in ``[start, end)``: its bucket, token and the ``grain`` slot it
+    falls in (cut by the database, as the SQL queries cut theirs), in bucket order."""
+    query = _marks_query(connection.dialect.name, grain)
+    found = connection.execute(query, {"name": table, "start": start, "end": end})
+    return [(bucket, token, cut) for bucket, token, cut in found]
+
+
+@lru_cache(maxsize=16)
+def _marks_query(dialect: str, grain: str | None) -> Select[Any]:
+    """``slot_marks``' SQL, built once per dialect and grain."""
+    slot: ColumnElement[Any] = literal_column("NULL")
+    if grain is not None:
+        slot = truncate(spend_marks.c.bucket, grain, dialect, type_=UTCDateTime())
+    return (
+        select(spend_marks.c.bucket, spend_marks.c.token, slot)
+        .where(
+            spend_marks.c.name == bindparam("name"),
+            spend_marks.c.bucket >= bindparam("start", type_=UTCDateTime()),
+            spend_marks.c.bucket < bindparam("end", type_=UTCDateTime()),
+        )
+        .order_by(spend_marks.c.bucket)
+    )
+
+
+def load_slot(connection: Connection, table: str, dimension: str, bucket: datetime) -> pa.Table:
+    """The rows of one slot (of a facet or pair rollup: of one ``dimension``): the key
+    columns but ``bucket`` and ``dimension`` (strings), then the measures (int64). A projected
+    slot (``dimension``: ``PROJECTED`` and fields) is the slot's rows summed by those fields, in
+    SQL: its key columns are those fields."""
+    query, schema = _slot_query(table, dimension)
+    if connection.dialect.name == "postgresql":
+        return _copied(connection, query, schema, bucket)
+    result = connection.execute(query, {"bucket": bucket})
+    try:  # the driver's own tuples: these columns need no conversion, so no Row objects
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return rows_table(rows, schema)
+
+
+@lru_cache(maxsize=1024)
+def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
+    """``load_slot``'s SQL for the slots of ``table`` and ``dimension``, over the parameter
+    ``bucket``, and the layout of its rows: built once (warming loads thousands of slots)."""
+    rollup = rollup_tables[table]
+    measures = [c.name for c in rollup.columns if not c.primary_key]
+    values: list[ColumnElement[Any]] = [rollup.c[m] for m in measures]
+    projected = dimension.startswith(PROJECTED)
+    if projected:
+        keys = [name for name in dimension.removeprefix(PROJECTED).split(",") if name]
+        values = [cast(func.coalesce(func.sum(v), 0), BigInteger) for v in values]
+    else:
+        skip = ("bucket", "dimension")
+        keys = [c.name for c in rollup.primary_key.columns if c.name not in skip]
+    bucket = bindparam("bucket", type_=UTCDateTime())
+    query = select(*(rollup.c[k] for k in keys), *values).where(rollup.c.bucket == bucket)
+    if projected:
+        query = query.group_by(*(rollup.c[k] for k in keys))
+    elif dimension:
+        query = query.where(rollup.c.dimension == dimension)
+    schema = pa.schema([*((k, pa.string()) for k in keys), *((m, pa.int64()) for m in measures)])
+    return query, schema
+
+
+def rows_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+    """Rows (tuples, the columns of ``schema`` in its order) as an Arrow table."""
+    columns = zip(*rows, strict=True) if rows else [()] * len(schema)
+    arrays = [pa.array(column, field.type) for column, field in zip(columns, schema, strict=True)]
+    return pa.table(arrays, schema=schema)
+
+
+def _copied(
+    connection: Connection, query: Select[Any], schema: pa.Schema, bucket: datetime
+) -> pa.Table:
+    """``query``'s rows for ``bucket`` on PostgreSQL, in ``connection``'s transaction,
+    streamed as CSV by ``COPY … TO STDOUT`` and parsed by Arrow: no Python object per value,
+    so a slot loads several times faster than through the driver's rows."""
+    statement, params = _copy_statement(query, connection.dialect)
+    driver = connection.connection.driver_connection  # psycopg's, in the same transaction
+    assert driver is not None
+    # COPY takes no server-side parameters: psycopg binds them into the statement.
+    bound = {**params, "bucket": as_utc(bucket)}
+    with driver.cursor() as cursor, cursor.copy(statement, bound) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    if not data:
+        return schema.empty_table()
+    return csv.read_csv(
+        pa.py_buffer(data),
+        read_options=csv.ReadOptions(column_names=schema.names),
+        parse_options=csv.ParseOptions(newlines_in_values=True),
+        convert_options=csv.ConvertOptions(column_types=schema),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _copy_statement(query: Select[Any], dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The ``COPY`` around ``query`` (one of ``_slot_query``'s) and its fixed parameters,
+    compiled once: compiling cost more than a small slot's rows."""
+    compiled = query.compile(dialect=dialect)
+    return f"COPY ({compiled}) TO STDOUT (FORMAT csv)", dict(compiled.params)
