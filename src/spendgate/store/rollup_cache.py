@@ -260,21 +260,11 @@ class RollupCache:
         with self._lock:  # other threads may be adding values
             codes = {column: self._codes[column].get(value) for column, value in filters}
             values = [None if c in coded else self._decoder(c) for c in group_by]
-            future = self._helpers().submit(_summed, loaded, codes, values, schema)
+            if self._summer is None:
+                self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
+            future = self._summer.submit(_summed, loaded, codes, values, schema)
         future.add_done_callback(partial(self._keep, asked))
         return future
-
-    def submit(self, work: Callable[..., _T], /, *args: Any) -> Future[_T]:
-        """``work(*args)`` on the helper threads that sum the slots (Arrow's work there runs
-        without holding the GIL)."""
-        with self._lock:
-            return self._helpers().submit(work, *args)
-
-    def _helpers(self) -> ThreadPoolExecutor:
-        """The helper threads, started when first needed (the caller holds the lock)."""
-        if self._summer is None:
-            self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
-        return self._summer
 
     def _keep(self, asked: tuple[Any, ...], future: Future[pa.Table]) -> None:
         """Keep a part's sums for the same question (least recently asked dropped first)."""

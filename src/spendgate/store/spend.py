@@ -245,14 +245,11 @@ def sum_spend(
     for future, part, one in summing:
         found = future.result()
         sums[one].append((_renamed(found, part, one), found))
-    counting = [
-        (sums.pop(one), ask.group_by, grain is not None, one.ids[0], cache) for one in asks[1:]
+    tables = [
+        _padded(count(sums.pop(one), ask.group_by, grain is not None, one.ids[0], cache), ask)
+        for one in asks
+        if one.ids
     ]
-    # Each id field's ids counted at once: the first's here, the others' on the helper threads.
-    later = [cache.submit(count, *job) for job in counting[1:]] if cache is not None else []
-    counted = [count(*job) for job in counting[: 1 if later else None]]
-    counted += [future.result() for future in later]
-    tables = [_padded(table, ask) for table in counted]
     tables += [_padded(table, ask) for part_sums in sums.values() for table, _ in part_sums]
     return _added(tables, ask)
 
