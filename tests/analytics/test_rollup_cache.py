@@ -212,6 +212,34 @@ def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(
     assert counted and max(counted) < most  # and their counts too
 
 
+def test_kept_sums_added_in_one_question_and_subtracted_in_another(store: Store) -> None:
+    """The morning's hourly id slots are a question's whole range, then the part a window
+    from noon to noon subtracts from its day (as big as that day: every event is in the
+    morning). The counts kept with those sums are of them added, never used subtracted."""
+    rng = random.Random(3)
+    made = [
+        Event(
+            ts=T0 + timedelta(minutes=rng.randrange(12 * 60)),
+            department=rng.choice(["eng", "ops"]),
+            session_id=f"s{rng.randrange(30)}",
+            input_tokens=10,
+            cost_usd=Decimal("0.01"),
+        )
+        for _ in range(200)
+    ]
+    store.insert_events(made)
+    store.fold()
+    morning = SpendQuery.of(T0, T0 + timedelta(hours=12), group_by="department", sessions=True)
+    noon = T0 + timedelta(hours=12)
+    day = SpendQuery.of(noon, noon + timedelta(days=1), group_by="department", sessions=True)
+    for query in (morning, day):
+        check(store, made, query)  # in SQL while the worker loads
+    store.rollup_cache.wait()
+    for query in (morning, morning, day, day):
+        check(store, made, query)
+    assert store.rollup_cache.stats.reused >= 2
+
+
 def test_values_that_need_quoting_load_intact(store: Store) -> None:
     """Slots are loaded as CSV on PostgreSQL: separators, quotes, line breaks, a backslash,
     a lone quote and non-ASCII text come back as they were."""

@@ -243,8 +243,8 @@ def sum_spend(
             for one in asks[1:]:
                 sums[one].append((table[one.ids[0]], None))
     for future, part, one in summing:
-        found = future.result()
-        sums[one].append((_renamed(found, part, one), found))
+        found = future.result()  # kept by the cache: what spend_ids keeps its counts with
+        sums[one].append((_renamed(found, part, one), found if part.sign > 0 else None))
     tables = [
         _padded(count(sums.pop(one), ask.group_by, grain is not None, one.ids[0], cache), ask)
         for one in asks

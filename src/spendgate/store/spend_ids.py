@@ -73,7 +73,8 @@ def count(
     """The ids of ``field`` with requests, per group and slot: how many, and their spend
     (named by ``id_measures``), keys as values. ``parts``: each part's requests and spend per
     group, slot and id (one row per key; with a ``cache``, keys as its codes), with the sums
-    the cache keeps that it was made from (``None``: not kept; see the module docstring)."""
+    the cache keeps that it is, renamed (``None``: not kept, or subtracted: negated, it is no
+    longer those sums; see the module docstring)."""
     grouping = [*group_by, *(["slot"] if slotted else [])]
     names = [*grouping, *id_measures(field)]
     if not parts:
