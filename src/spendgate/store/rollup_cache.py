@@ -466,6 +466,14 @@ def sums_schema(keys: Sequence[str], slotted: bool, measures: Sequence[str]) -> 
     )
 
 
+def negated(table: pa.Table, measures: Sequence[str]) -> pa.Table:
+    """``table`` with its ``measures`` columns negated (sums taken away instead of added)."""
+    for name in measures:
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, table.field(index), pc.negate(table[index]))
+    return table
+
+
 def sum_by(table: pa.Table, keys: Sequence[str], measures: Sequence[str]) -> pa.Table:
     """The sums of ``measures`` per distinct values of ``keys`` in ``table``: the ``keys``
     columns, then one column per measure (without keys: one row of sums)."""

@@ -53,7 +53,7 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollup_cache import RollupCache, sum_by, sums_schema
+from spendgate.store.rollup_cache import RollupCache, negated, sum_by, sums_schema
 from spendgate.store.rollup_slots import rows_table
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
@@ -210,6 +210,7 @@ def sum_spend(
     # requests and spend per id of each id field.
     asks = [replace(ask, distinct=False, ids=ids) for ids in ((), *((f,) for f in ID_FIELDS))]
     asks = asks if distinct and rolled else [ask]
+    id_asks = asks[1:]
     sums: dict[Ask, list[tuple[pa.Table, pa.Table | None]]] = {one: [] for one in asks}
     summing: list[tuple[Future[pa.Table], Part, Ask]] = []  # cached parts, summed meanwhile
     with engine.connect() as connection:
@@ -240,15 +241,14 @@ def sum_spend(
         by_id = replace(ask, distinct=False, ids=ID_FIELDS)
         for part in raw:
             table = split(_run(connection, part, by_id), ask.group_by, grain is not None, cache)
-            for one in asks[1:]:
+            for one in id_asks:
                 sums[one].append((table[one.ids[0]], None))
     for future, part, one in summing:
         found = future.result()  # kept by the cache: what spend_ids keeps its counts with
         sums[one].append((_renamed(found, part, one), found if part.sign > 0 else None))
     tables = [
         _padded(count(sums.pop(one), ask.group_by, grain is not None, one.ids[0], cache), ask)
-        for one in asks
-        if one.ids
+        for one in id_asks
     ]
     tables += [_padded(table, ask) for part_sums in sums.values() for table, _ in part_sums]
     return _added(tables, ask)
@@ -339,12 +339,7 @@ def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
 
 def _signed(table: pa.Table, part: Part, ask: Ask) -> pa.Table:
     """``part``'s sums, negated for a subtracted part."""
-    if part.sign > 0:
-        return table
-    start = table.num_columns - len(ask.measures)
-    for index in range(start, table.num_columns):
-        table = table.set_column(index, table.field(index), pc.negate(table[index]))
-    return table
+    return table if part.sign > 0 else negated(table, ask.measures)
 
 
 @lru_cache(maxsize=256)

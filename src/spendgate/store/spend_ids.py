@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spendgate.store.rollup_cache import RollupCache, sum_by, sums_schema
+from spendgate.store.rollup_cache import RollupCache, negated, sum_by, sums_schema
 from spendgate.store.schema import ID_FIELDS, ID_MEASURES
 
 _COUNTED = ("ids", "cost_micro", "cost_pico")  # ``count``'s sums before they are renamed
@@ -94,7 +94,7 @@ def count(
         shared = big.filter(pc.is_in(big[field], value_set=pc.unique(rest[field])))
         shared = shared.select(rest.column_names)
         both = sum_by(pa.concat_tables([shared, rest]), keys, ID_MEASURES)
-        pieces += [_negated(_counts(shared, grouping)), _counts(both, grouping)]
+        pieces += [negated(_counts(shared, grouping), _COUNTED), _counts(both, grouping)]
     counted = sum_by(pa.concat_tables(pieces), grouping, _COUNTED) if len(pieces) > 1 else whole
     if cache is not None:
         for index, name in enumerate(group_by):
@@ -115,11 +115,3 @@ def _counts(table: pa.Table, grouping: Sequence[str]) -> pa.Table:
     counted = table.group_by(list(grouping), use_threads=False).aggregate(aggregates)
     counted = counted.select([*grouping, "requests_count", "cost_micro_sum", "cost_pico_sum"])
     return counted.rename_columns([*grouping, *_COUNTED])
-
-
-def _negated(table: pa.Table) -> pa.Table:
-    """``_counts``' sums taken away instead of added."""
-    for name in _COUNTED:
-        index = table.schema.get_field_index(name)
-        table = table.set_column(index, name, pc.negate(table[name]))
-    return table
