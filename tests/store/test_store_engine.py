@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,16 @@ def test_other_databases_are_refused_without_echoing_secrets() -> None:
     with pytest.raises(ConfigError, match="could not be parsed") as caught:
         parse_url("not a url hunter2")
     assert "hunter2" not in str(caught.value)
+
+
+def test_an_old_sqlite_library_is_refused_with_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 29, 0))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.29.0")
+    with pytest.raises(ConfigError, match=r"needs SQLite 3\.30 or newer.*uses SQLite 3\.29\.0"):
+        make_engine(parse_url(f"sqlite:///{tmp_path / 'old.db'}"))
+    assert not (tmp_path / "old.db").exists()
 
 
 def test_sqlite_settings(tmp_path: Path) -> None:

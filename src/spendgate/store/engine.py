@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ POSTGRES_DRIVERS = ("postgresql", "postgres", "postgresql+psycopg")
 # Execution option: ``{BEGIN_MODE: "IMMEDIATE"}`` makes a SQLite transaction take the write lock
 # at BEGIN (so two writers queue up instead of one failing); other engines ignore it.
 BEGIN_MODE = "spendgate_sqlite_begin"
+# The oldest SQLite library the store's SQL runs on (aggregate ``FILTER``: 3.30).
+MIN_SQLITE = (3, 30)
 
 
 def masked(url: URL) -> str:
@@ -65,6 +68,11 @@ def _is_memory(url: URL) -> bool:
 
 
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise ConfigError(
+            f"spendgate needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; this Python's "
+            f"sqlite3 module uses SQLite {sqlite3.sqlite_version}: upgrade Python or use PostgreSQL"
+        )
     options: dict[str, Any] = {"hide_parameters": True}  # no event data in error messages
     if _is_memory(url):
         options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})

@@ -28,7 +28,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    case,
     func,
     literal,
     literal_column,
@@ -73,7 +72,10 @@ def truncate(
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
+    """The rows matching ``condition``: an aggregate ``FILTER`` (SQLite 3.30+), which both
+    engines evaluate far faster than ``SUM(CASE …)`` (the 16 histogram buckets took most of a
+    raw edge's time on PostgreSQL that way)."""
+    return func.count().filter(condition)
 
 
 def pusd() -> ColumnElement[int]:
@@ -85,10 +87,11 @@ def money_sums(condition: ColumnElement[bool] | None = None) -> tuple[ColumnElem
     """Σ whole microdollars and Σ picodollar remainders of ``events.cost_pusd`` (of the rows
     matching ``condition``), each 0 when there is none."""
     cost = pusd()
-    parts: tuple[ColumnElement[Any], ...] = (cost // MICRO, cost % MICRO)  # truncating
+    # Truncating division and remainder: the sum of the parts is exact.
+    sums: list[ColumnElement[Any]] = [func.sum(cost // MICRO), func.sum(cost % MICRO)]
     if condition is not None:
-        parts = tuple(case((condition, part), else_=None) for part in parts)
-    return tuple(func.coalesce(func.sum(part), 0) for part in parts)
+        sums = [total.filter(condition) for total in sums]
+    return tuple(func.coalesce(total, 0) for total in sums)
 
 
 def latency_bucket_conditions() -> list[ColumnElement[bool]]:
