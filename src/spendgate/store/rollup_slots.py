@@ -107,10 +107,17 @@ def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
 
 
 def rows_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
-    """Rows (tuples, the columns of ``schema`` in its order) as an Arrow table."""
+    """Rows (the driver's tuples, the columns of ``schema`` in its order) as an Arrow table. A
+    timestamp column may hold datetimes or SQLite's text form of them (UTC)."""
     columns = zip(*rows, strict=True) if rows else [()] * len(schema)
-    arrays = [pa.array(column, field.type) for column, field in zip(columns, schema, strict=True)]
+    arrays = [_array(column, field.type) for column, field in zip(columns, schema, strict=True)]
     return pa.table(arrays, schema=schema)
+
+
+def _array(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(type_) and values and isinstance(values[0], str):
+        return pa.array(values, pa.string()).cast(pa.timestamp("us")).cast(type_)
+    return pa.array(values, type_)
 
 
 def _copied(

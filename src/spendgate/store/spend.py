@@ -332,8 +332,11 @@ def _with_table(
 def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
     query = _query(connection.dialect.name, part.source, part.table, ask)
     schema = sums_schema(ask.keys, ask.grain is not None, ask.measures)
-    span = {"start": part.start, "end": part.end}
-    rows = connection.execute(query, span).all()  # the columns of ``schema``, in its order
+    result = connection.execute(query, {"start": part.start, "end": part.end})
+    try:  # the driver's own tuples (the columns of ``schema``, in its order): no Row objects
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
     return _signed(rows_table(rows, schema), part, ask)
 
 
