@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from sqlalchemy import event
 from test_spend_windows import SPAN, T0, answered, expected, made_events
 
 from spendgate.analytics import SpendQuery
@@ -210,6 +211,46 @@ def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(
     check(store, made, query)
     assert store.rollup_cache.stats.reused > reused  # the days' sums were kept
     assert counted and max(counted) < most  # and their counts too
+
+
+def test_a_raw_edge_is_kept_until_an_event_reaches_its_hour(store: Store) -> None:
+    """A repeated question reads no raw edge again while its hour is unchanged; an event
+    added to that hour is counted at once (pending), and after the fold that moves it."""
+    reads: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        reads.append(statement)
+
+    made = made_events()
+    made += [  # sessions in both edges' minutes
+        Event(ts=T0 + timedelta(hours=h, minutes=m), department="eng", session_id=f"e{h}")
+        for h, m in ((1, 5), (1, 15), (8 * 24 + 5, 10))
+    ]
+    store.insert_events(made)
+    store.fold()
+    since, until = T0 + timedelta(hours=1, minutes=20), T0 + timedelta(days=8, hours=5, minutes=20)
+    query = SpendQuery.of(since, until, group_by="department", sessions=True)
+
+    def asked() -> int:
+        """Check the answer; how many statements read ``events``."""
+        reads.clear()
+        check(store, made, query)
+        return sum("FROM events" in statement for statement in reads)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        assert asked() == 4  # each edge: its measures, its requests per session and workflow
+        store.rollup_cache.wait()
+        assert asked() == 0  # both edges kept (the rest from the loaded slots)
+        late = [Event(ts=until - timedelta(minutes=2), department="ops", session_id="late")]
+        store.insert_events(late)  # pending: the end edge's hour is read again
+        made += late
+        assert asked() == 2
+        store.fold()  # the hour has a new token: read again once, then kept
+        assert asked() == 2
+        assert asked() == 0
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
 
 
 def test_kept_sums_added_in_one_question_and_subtracted_in_another(store: Store) -> None:

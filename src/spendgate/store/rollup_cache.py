@@ -264,10 +264,25 @@ class RollupCache:
         return future
 
     def _keep(self, asked: tuple[Any, ...], future: Future[pa.Table]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._store(asked, future.result())
+
+    def kept(self, key: Hashable, make: Callable[[], pa.Table]) -> pa.Table:
+        """``make()``, kept for a repeated question as a part's sums are: ``key`` must name
+        everything the table depends on (``store.spend`` keys a raw edge by its hour's token)."""
+        asked = ("kept", key)
+        with self._lock:
+            table = self._sums.get(asked)
+            if table is not None:
+                self._sums.move_to_end(asked)
+                self.stats.reused += 1
+                return table
+        table = make()
+        self._store(asked, table)
+        return table
+
+    def _store(self, asked: tuple[Any, ...], table: pa.Table) -> None:
         """Keep a part's sums for the same question (least recently asked dropped first)."""
-        if future.cancelled() or future.exception() is not None:
-            return
-        table = future.result()
         limit = self._max_bytes * _SUMS_SHARE
         with self._lock:
             if asked in self._sums or table.nbytes > limit or limit <= 0:

@@ -48,6 +48,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
+    exists,
     func,
     or_,
     select,
@@ -67,6 +68,7 @@ from spendgate.store.schema import (
     events,
     pair_of,
     rollup_tables,
+    spend_marks,
     spend_pending,
 )
 from spendgate.store.spend_ids import coded, count, id_measures, split
@@ -234,13 +236,14 @@ def sum_spend(
                     else:
                         in_sql.append((part, one))
         for part, one in in_sql:
-            table = _run(connection, part, one)
+            table = _read(connection, part, one, cache)
             if one.ids and cache is not None:
                 table = coded(table, one.keys, one.ids[0], cache)
             sums[one].append((table, None))
         by_id = replace(ask, distinct=False, ids=ID_FIELDS)
         for part in raw:
-            table = split(_run(connection, part, by_id), ask.group_by, grain is not None, cache)
+            read = _read(connection, part, by_id, cache)
+            table = split(read, ask.group_by, grain is not None, cache)
             for one in id_asks:
                 sums[one].append((table[one.ids[0]], None))
     for future, part, one in summing:
@@ -327,6 +330,31 @@ def _with_table(
         replace(part, end=until, table=spec.name),
         replace(part, source="hour", start=until, table=hourly.name),
     ]
+
+
+def _read(connection: Connection, part: Part, ask: Ask, cache: RollupCache | None) -> pa.Table:
+    """``part``'s sums (``_run``). A raw edge within one hour is kept by ``cache`` for a
+    repeated question, under its hour's token, while no pending row is of that hour: an event
+    added to the hour stays pending until the fold that gives the hour a new token."""
+    hour = floor_time(part.start, _HOUR)
+    if cache is None or part.source != "events" or part.end > hour + _HOUR:
+        return _run(connection, part, ask)
+    token, pending = connection.execute(_hour_state(), {"hour": hour}).one()
+    if pending:
+        return _run(connection, part, ask)
+    return cache.kept(("events", part, ask, token), lambda: _run(connection, part, ask))
+
+
+@lru_cache(maxsize=1)
+def _hour_state() -> Select[Any]:
+    """An hour's token (of the hourly facet rollup: every fold that moves an event's rows
+    changes its slot) and whether any pending row is of that hour, over the parameter
+    ``hour``."""
+    hour = bindparam("hour", type_=UTCDateTime())
+    marked = spend_marks.c.name == "spend_facets_hourly"
+    token = select(spend_marks.c.token).where(marked, spend_marks.c.bucket == hour)
+    pending = select(spend_pending.c.bucket).where(spend_pending.c.bucket == hour)
+    return select(token.scalar_subquery(), exists(pending))
 
 
 def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
