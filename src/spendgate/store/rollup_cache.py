@@ -27,7 +27,8 @@ over them is answered from memory too.
 Key values are kept as ``int32`` codes of one dictionary per column (growing only); measures
 as ``int64``. The least recently used slots are dropped past ``max_bytes``. A part's sums are
 kept for a repeated question (the same slots with the same tokens), with what a query derives
-from them (``derived``: ``store.spend_ids`` keeps its counts of the biggest id part there).
+from them (``derived``: ``store.spend_ids`` keeps its counts of the biggest id part there);
+so are other sums keyed by what they depend on (``kept``: ``store.spend``'s raw edges).
 """
 
 from __future__ import annotations

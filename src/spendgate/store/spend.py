@@ -21,7 +21,8 @@ raw edges): requests and spend per group, slot and id, each part signed as above
 ``store.spend_ids``.
 
 Each rollup part is summed from ``store.rollup_cache`` when one is given (its columnar copies
-of the slots, checked against the writer's tokens in the same snapshot), else in SQL.
+of the slots, checked against the writer's tokens in the same snapshot), else in SQL. The
+cache also keeps a raw edge's sums while its hour is unchanged (``_read``).
 
 Each part is one ``SELECT … GROUP BY``, all in one snapshot of the database (SQLite's read
 transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running meanwhile is seen entirely or
