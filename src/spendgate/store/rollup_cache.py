@@ -234,12 +234,7 @@ class RollupCache:
         coded_keys = tuple(column for column in group_by if column in coded)
         shape = (tuple(group_by), tuple(filters), grain, tuple(measures), coded_keys)
         asked: tuple[Any, ...] = (table, sheet, shape, tuple(marks))  # marks: the tokens
-        with self._lock:
-            kept = self._sums.get(asked)
-            if kept is not None:
-                self._sums.move_to_end(asked)
-                self.stats.hits += len(marks)
-                self.stats.reused += 1
+        kept = self._reused(asked, hits=len(marks))
         if kept is not None:
             done: Future[pa.Table] = Future()
             done.set_result(kept)
@@ -272,14 +267,21 @@ class RollupCache:
         """``make()``, kept for a repeated question as a part's sums are: ``key`` must name
         everything the table depends on (``store.spend`` keys a raw edge by its hour's token)."""
         asked = ("kept", key)
+        table = self._reused(asked)
+        if table is None:
+            table = make()
+            self._store(asked, table)
+        return table
+
+    def _reused(self, asked: tuple[Any, ...], *, hits: int = 0) -> pa.Table | None:
+        """The sums kept for ``asked`` (counted as reused, and ``hits`` slots as hits), or
+        ``None``."""
         with self._lock:
             table = self._sums.get(asked)
             if table is not None:
                 self._sums.move_to_end(asked)
+                self.stats.hits += hits
                 self.stats.reused += 1
-                return table
-        table = make()
-        self._store(asked, table)
         return table
 
     def _store(self, asked: tuple[Any, ...], table: pa.Table) -> None:

@@ -6,7 +6,8 @@ of an id rollup: one id field's). A projected slot (its sheet ``PROJECTED`` and 
 keeps) is the slot's rows summed by those fields in SQL. Every value passes through the
 database driver as a Python object, so loading is the slow step: on PostgreSQL a slot is
 streamed as CSV by ``COPY`` and parsed by Arrow instead. Each statement is built once per
-rollup and sheet (warming loads thousands of slots).
+rollup and sheet (warming loads thousands of slots). ``fetched`` (a query's rows as an Arrow
+table, from the driver's tuples) serves ``store.spend``'s SQL parts too.
 """
 
 from __future__ import annotations
@@ -74,12 +75,7 @@ def load_slot(connection: Connection, table: str, dimension: str, bucket: dateti
     query, schema = _slot_query(table, dimension)
     if connection.dialect.name == "postgresql":
         return _copied(connection, query, schema, bucket)
-    result = connection.execute(query, {"bucket": bucket})
-    try:  # the driver's own tuples: these columns need no conversion, so no Row objects
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
-    return rows_table(rows, schema)
+    return fetched(connection, query, {"bucket": bucket}, schema)
 
 
 @lru_cache(maxsize=1024)
@@ -106,7 +102,20 @@ def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
     return query, schema
 
 
-def rows_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+def fetched(
+    connection: Connection, query: Select[Any], params: dict[str, Any], schema: pa.Schema
+) -> pa.Table:
+    """``query``'s rows (the columns of ``schema``, in its order) as an Arrow table, fetched
+    as the driver's own tuples: no SQLAlchemy ``Row`` (nor result processing) per row."""
+    result = connection.execute(query, params)
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return _rows_table(rows, schema)
+
+
+def _rows_table(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
     """Rows (the driver's tuples, the columns of ``schema`` in its order) as an Arrow table. A
     timestamp column may hold datetimes or SQLite's text form of them (UTC)."""
     columns = zip(*rows, strict=True) if rows else [()] * len(schema)

@@ -56,7 +56,7 @@ from sqlalchemy import (
 )
 
 from spendgate.store.rollup_cache import RollupCache, negated, sum_by, sums_schema
-from spendgate.store.rollup_slots import rows_table
+from spendgate.store.rollup_slots import fetched
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import (
@@ -361,12 +361,8 @@ def _hour_state() -> Select[Any]:
 def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
     query = _query(connection.dialect.name, part.source, part.table, ask)
     schema = sums_schema(ask.keys, ask.grain is not None, ask.measures)
-    result = connection.execute(query, {"start": part.start, "end": part.end})
-    try:  # the driver's own tuples (the columns of ``schema``, in its order): no Row objects
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
-    return _signed(rows_table(rows, schema), part, ask)
+    table = fetched(connection, query, {"start": part.start, "end": part.end}, schema)
+    return _signed(table, part, ask)
 
 
 def _signed(table: pa.Table, part: Part, ask: Ask) -> pa.Table:
