@@ -19,7 +19,7 @@ from test_spend_windows import SPAN, T0, answered, expected, made_events
 
 from spendgate.analytics import SpendQuery
 from spendgate.events import Event
-from spendgate.store import Store, open_store, spend_ids
+from spendgate.store import Store, open_store, spend, spend_ids
 from spendgate.store.engine import BEGIN_MODE
 from spendgate.store.rollup_cache import EAGER_SLOTS
 from spendgate.store.rollups import PAIRS, rebuild
@@ -180,16 +180,22 @@ def test_a_long_hourly_series_is_summed_from_projected_slots(store: Store, db_ur
 def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The biggest part's sessions are counted once and kept with its sums; asked again
-    after new events in the raw edge (of sessions the days hold, and a new one), only the
-    edge's sessions are counted again, and the counts stay exact."""
-    counted: list[int] = []  # the rows of each table spend_ids counts
+    """The days' sessions are counted once, straight from their cached rows, and kept with
+    them; asked again after new events in the raw edge (of sessions the days hold, and a new
+    one), only the edge's sessions are counted again, and the counts stay exact."""
+    from_rows: list[int] = []  # the rows of each table counted by distinct id
+    summed: list[int] = []  # the rows of each table of per-id sums counted
+
+    def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
+        from_rows.append(rows.num_rows)
+        return real_distinct(rows, grouping, field)
 
     def counts(table: pa.Table, grouping: Sequence[str]) -> pa.Table:
-        counted.append(table.num_rows)
-        return real(table, grouping)
+        summed.append(table.num_rows)
+        return real_counts(table, grouping)
 
-    real = spend_ids._counts
+    real_distinct, real_counts = spend_ids.distinct, spend_ids._counts
+    monkeypatch.setattr(spend, "distinct", distinct)
     monkeypatch.setattr(spend_ids, "_counts", counts)
     made = made_events()
     store.insert_events(made)
@@ -197,10 +203,14 @@ def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(
     until = T0 + timedelta(days=8, hours=5, minutes=20)  # ends in 20 raw minutes
     query = SpendQuery.of(T0 + timedelta(hours=1), until, group_by="department", sessions=True)
     check(store, made, query)
+    assert not from_rows  # in SQL while the worker loads the slots
     store.rollup_cache.wait()
     check(store, made, query)  # from the loaded slots: the days' counts are taken now
-    most = max(counted)
-    counted.clear()
+    assert len(from_rows) == 2  # sessions and workflows
+    days = min(from_rows)
+    assert days > max(summed)  # more rows than any other part's sums
+    from_rows.clear()
+    summed.clear()
     late = [
         Event(ts=until - timedelta(minutes=5), department=d, session_id=s, workflow_id=w)
         for d, s, w in [("eng", "s1", "w1"), ("ops", "s2", None), ("eng", "s-new", "w-new")]
@@ -209,8 +219,9 @@ def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(
     made += late
     reused = store.rollup_cache.stats.reused
     check(store, made, query)
-    assert store.rollup_cache.stats.reused > reused  # the days' sums were kept
-    assert counted and max(counted) < most  # and their counts too
+    assert store.rollup_cache.stats.reused > reused  # the days' rows were kept
+    assert not from_rows  # and their counts too
+    assert summed and max(summed) < days  # only what the edges touch is counted again
 
 
 def test_a_raw_edge_is_kept_until_an_event_reaches_its_hour(store: Store) -> None:

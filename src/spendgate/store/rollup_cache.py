@@ -27,7 +27,7 @@ over them is answered from memory too.
 Key values are kept as ``int32`` codes of one dictionary per column (growing only); measures
 as ``int64``. The least recently used slots are dropped past ``max_bytes``. A part's sums are
 kept for a repeated question (the same slots with the same tokens), with what a query derives
-from them (``derived``: ``store.spend_ids`` keeps its counts of the biggest id part there);
+from them (``derived``, ``derive``: ``store.spend`` keeps its counts of the days' ids there);
 so are other sums keyed by what they depend on (``kept``: ``store.spend``'s raw edges).
 """
 
@@ -212,6 +212,7 @@ class RollupCache:
         grain: str | None,
         measures: Sequence[str],
         coded: Collection[str] = (),
+        rows: bool = False,
     ) -> Future[pa.Table] | None:
         """Sums of ``measures`` per values of the columns ``group_by`` (``''`` for missing,
         as the rollups keep them) and ``grain`` slot over the rows of ``table`` in
@@ -222,7 +223,8 @@ class RollupCache:
         the ``group_by`` and ``filters`` columns (a sheet per set of columns). Groups with no rows
         are not in it. ``None``: too many slots are not in memory yet (the worker loads
         them): sum this part in SQL. The ``coded`` columns of ``group_by`` are returned as the
-        cache's ``int32`` codes of their values (``encode``), not as the values.
+        cache's ``int32`` codes of their values (``encode``), not as the values. ``rows``: the
+        matching rows themselves, not summed (laid out the same; a key and slot may repeat).
         The slots are read (tokens, loads) here, in the caller's thread and connection, and
         summed in a helper thread: the future's result. Arrow sums without holding the GIL,
         so the caller can meanwhile run its SQL parts on the connection."""
@@ -232,7 +234,7 @@ class RollupCache:
             fields = {*group_by, *(column for column, _ in filters)}
             sheet = PROJECTED + ",".join(sorted(fields))
         coded_keys = tuple(column for column in group_by if column in coded)
-        shape = (tuple(group_by), tuple(filters), grain, tuple(measures), coded_keys)
+        shape = (tuple(group_by), tuple(filters), grain, tuple(measures), coded_keys, rows)
         asked: tuple[Any, ...] = (table, sheet, shape, tuple(marks))  # marks: the tokens
         kept = self._reused(asked, hits=len(marks))
         if kept is not None:
@@ -253,9 +255,7 @@ class RollupCache:
         with self._lock:  # other threads may be adding values
             codes = {column: self._codes[column].get(value) for column, value in filters}
             values = [None if c in coded else self._decoder(c) for c in group_by]
-            if self._summer is None:
-                self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
-            future = self._summer.submit(_summed, loaded, codes, values, schema)
+            future = self._helpers().submit(_summed, loaded, codes, values, schema, rows)
         future.add_done_callback(partial(self._keep, asked))
         return future
 
@@ -311,6 +311,26 @@ class RollupCache:
             if values is not None:
                 values[key] = value
         return value
+
+    def derive(
+        self, future: Future[pa.Table], key: Hashable, make: Callable[[pa.Table], _T]
+    ) -> Future[_T]:
+        """``derived(table, key, …)`` of ``make(table)``, ``table`` being ``future``'s result
+        (of ``group``, which gave it to a helper thread first: waiting on it cannot
+        deadlock the helpers), computed in a helper thread."""
+
+        def run() -> _T:
+            table = future.result()
+            return self.derived(table, key, partial(make, table))
+
+        with self._lock:
+            return self._helpers().submit(run)
+
+    def _helpers(self) -> ThreadPoolExecutor:
+        """The helper threads that sum (the caller holds the lock)."""
+        if self._summer is None:
+            self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
+        return self._summer
 
     def _decoder(self, column: str) -> pa.Array:
         """The values of ``column`` so far, by code, as an Arrow array: extended as the
@@ -509,11 +529,13 @@ def _summed(
     codes: dict[str, int | None],
     values: list[pa.Array | None],
     schema: pa.Schema,
+    rows_only: bool = False,
 ) -> pa.Table:
     """``RollupCache.group``'s sums of the ``loaded`` slots, laid out by ``schema`` (its
     first ``len(values)`` columns are the keys): the rows matching ``codes`` (a code of
     ``None``, a value no slot holds, matches none), grouped by the keys (decoded with
-    ``values``, each key's values by code; ``None``: left as codes) and the slot."""
+    ``values``, each key's values by code; ``None``: left as codes) and the slot; with
+    ``rows_only``, those rows not grouped."""
     slotted = "slot" in schema.names
     group_by = schema.names[: len(values)]
     measures = schema.names[len(values) + slotted :]
@@ -523,7 +545,12 @@ def _summed(
     if rows is None:
         return schema.empty_table()
     keys = [*group_by, *(["slot"] if slotted else [])]
-    sums = _slot_by_slot(rows, group_by, measures) if slotted else sum_by(rows, keys, measures)
+    if rows_only:
+        sums = rows.select([*keys, *measures])
+    elif slotted:
+        sums = _slot_by_slot(rows, group_by, measures)
+    else:
+        sums = sum_by(rows, keys, measures)
     columns = [
         sums[field] if known is None else known.take(sums[field])
         for field, known in zip(group_by, values, strict=True)

@@ -18,7 +18,7 @@ How a range ``[since, until)`` is answered (``plan``):
 Distinct counts (``distinct=True``: sessions, workflows) of a question the rollups answer come
 from the same parts of the id rollups (``spend_ids_*``, ``spend_pending``'s id columns, the
 raw edges): requests and spend per group, slot and id, each part signed as above, counted by
-``store.spend_ids``.
+``store.spend_ids`` (a cached day part: its rows as they are, their ids counted meanwhile).
 
 Each rollup part is summed from ``store.rollup_cache`` when one is given (its columnar copies
 of the slots, checked against the writer's tokens in the same snapshot), else in SQL. The
@@ -72,7 +72,7 @@ from spendgate.store.schema import (
     spend_marks,
     spend_pending,
 )
-from spendgate.store.spend_ids import coded, count, id_measures, split
+from spendgate.store.spend_ids import coded, count, distinct, id_measures, split
 from spendgate.store.types import UTCDateTime, floor_time
 
 # Every field a spend query may group or filter by.
@@ -214,8 +214,10 @@ def sum_spend(
     asks = [replace(ask, distinct=False, ids=ids) for ids in ((), *((f,) for f in ID_FIELDS))]
     asks = asks if distinct and rolled else [ask]
     id_asks = asks[1:]
-    sums: dict[Ask, list[tuple[pa.Table, pa.Table | None]]] = {one: [] for one in asks}
-    summing: list[tuple[Future[pa.Table], Part, Ask]] = []  # cached parts, summed meanwhile
+    sums: dict[Ask, list[pa.Table]] = {one: [] for one in asks}
+    # Cached parts, summed meanwhile; an id ask's day part: its rows, counted meanwhile.
+    summing: list[tuple[Future[pa.Table], Part, Ask]] = []
+    bigs: dict[Ask, tuple[Future[pa.Table], Part, Future[pa.Table]]] = {}
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":  # one snapshot for every part
             connection.execution_options(isolation_level="REPEATABLE READ")
@@ -228,9 +230,13 @@ def sum_spend(
             for planned in parts:
                 for part in _with_table(planned, fields, sealed, ids=bool(one.ids)):
                     if cache is not None and cache.covers(part.table, part.start, part.end):
-                        future = _cached(connection, cache, part, one)
+                        rows = bool(one.ids) and part.source == "day"  # counted as rows
+                        future = _cached(connection, cache, part, one, rows=rows)
                         if future is not None:
-                            summing.append((future, part, one))
+                            if rows:
+                                bigs[one] = (future, part, _distinct(cache, future, part, one))
+                            else:
+                                summing.append((future, part, one))
                             continue
                     if one.ids and part.source in ("events", "pending"):
                         raw[part] = None
@@ -240,21 +246,23 @@ def sum_spend(
             table = _read(connection, part, one, cache)
             if one.ids and cache is not None:
                 table = coded(table, one.keys, one.ids[0], cache)
-            sums[one].append((table, None))
+            sums[one].append(table)
         by_id = replace(ask, distinct=False, ids=ID_FIELDS)
         for part in raw:
             read = _read(connection, part, by_id, cache)
             table = split(read, ask.group_by, grain is not None, cache)
             for one in id_asks:
-                sums[one].append((table[one.ids[0]], None))
+                sums[one].append(table[one.ids[0]])
     for future, part, one in summing:
-        found = future.result()  # kept by the cache: what spend_ids keeps its counts with
-        sums[one].append((_renamed(found, part, one), found if part.sign > 0 else None))
-    tables = [
-        _padded(count(sums.pop(one), ask.group_by, grain is not None, one.ids[0], cache), ask)
-        for one in id_asks
-    ]
-    tables += [_padded(table, ask) for part_sums in sums.values() for table, _ in part_sums]
+        sums[one].append(_renamed(future.result(), part, one))
+    tables = []
+    for one in id_asks:
+        big = bigs.get(one)
+        counting = None if big is None else (_renamed(big[0].result(), big[1], one), big[2])
+        slotted = grain is not None
+        counted = count(sums.pop(one), ask.group_by, slotted, one.ids[0], cache, big=counting)
+        tables.append(_padded(counted, ask))
+    tables += [_padded(table, ask) for part_sums in sums.values() for table in part_sums]
     return _added(tables, ask)
 
 
@@ -283,10 +291,11 @@ def _added(tables: list[pa.Table], ask: Ask) -> pa.Table:
 
 
 def _cached(
-    connection: Connection, cache: RollupCache, part: Part, ask: Ask
+    connection: Connection, cache: RollupCache, part: Part, ask: Ask, *, rows: bool = False
 ) -> Future[pa.Table] | None:
     """``part`` summed by ``cache`` (``RollupCache.group``: ``_renamed`` makes the result a
-    part's sums); ``None`` if the cache is still loading its slots."""
+    part's sums; ``rows``: its rows, not summed); ``None`` if the cache is still loading its
+    slots."""
     dimension, columns = _layout(part.table, ask)
     return cache.group(
         connection,
@@ -299,6 +308,18 @@ def _cached(
         grain=ask.grain,
         measures=ask.measures,
         coded=columns.values() if ask.ids else (),  # decoded once counted
+        rows=rows,
+    )
+
+
+def _distinct(cache: RollupCache, rows: Future[pa.Table], part: Part, ask: Ask) -> Future[pa.Table]:
+    """The distinct ids per group and slot of an id ask's ``part`` (``spend_ids.distinct``),
+    taken from its cached ``rows`` in a helper thread and kept with them."""
+    field, grouping = ask.ids[0], ask.grouping
+    return cache.derive(
+        rows,
+        (tuple(grouping), field),
+        lambda found: distinct(_renamed(found, part, ask), grouping, field),
     )
 
 

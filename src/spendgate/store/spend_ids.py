@@ -7,10 +7,12 @@ parts one id field at a time, the raw edges and pending rows one query for both 
 with requests are counted (``count``): a subtracted edge cancels exactly what it removes.
 
 The biggest part (a month of days: a million rows and more) is not regrouped. Its own counts
-per group are taken once and, when it is a sum the rollup cache keeps, kept with it
-(``RollupCache.derived``); only its rows whose id another part also has are taken back out and
-counted again with the others'. So a repeated question counts again only the ids the edges
-touch.
+per group are taken once: from the rollup cache, straight from its day slots' rows (``distinct``:
+an id has a row per day; one pass of Arrow's distinct count in a helper thread, instead of
+summing each id's days first and counting those), kept with them (``RollupCache.derive``);
+else from the biggest part's sums. Only its rows whose id another part also has are taken
+back out, summed and counted again with the others'. So a repeated question counts again
+only the ids the edges touch.
 
 With a cache, key columns are its ``int32`` codes (counting groups by integers, not strings)
 and are decoded once counted.
@@ -19,6 +21,7 @@ and are decoded once counted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,35 +67,37 @@ def split(
 
 
 def count(
-    parts: Sequence[tuple[pa.Table, pa.Table | None]],
+    parts: Sequence[pa.Table],
     group_by: Sequence[str],
     slotted: bool,
     field: str,
     cache: RollupCache | None,
+    *,
+    big: tuple[pa.Table, Future[pa.Table]] | None = None,
 ) -> pa.Table:
     """The ids of ``field`` with requests, per group and slot: how many, and their spend
     (named by ``id_measures``), keys as values. ``parts``: each part's requests and spend per
-    group, slot and id (one row per key; with a ``cache``, keys as its codes), with the sums
-    the cache keeps that it is, renamed (``None``: not kept, or subtracted: negated, it is no
-    longer those sums; see the module docstring)."""
+    group, slot and id (one row per key; with a ``cache``, keys as its codes). ``big``: the
+    biggest part's rows, not summed by id (a cached day part: an id has a row per day), and
+    their ``distinct`` counts (being taken in a helper thread, kept by the cache); without
+    it, the biggest of ``parts`` is counted here (see the module docstring)."""
     grouping = [*group_by, *(["slot"] if slotted else [])]
     names = [*grouping, *id_measures(field)]
-    if not parts:
+    others = list(parts)
+    if big is not None:
+        rows, whole = big[0], big[1].result()
+    elif others:
+        rows = others.pop(max(range(len(others)), key=lambda index: others[index].num_rows))
+        whole = _counts(rows, grouping)
+    else:
         empty = sums_schema([*group_by, field], slotted, ID_MEASURES).empty_table()
         return _counts(empty, grouping).rename_columns(names)
-    biggest = max(range(len(parts)), key=lambda index: parts[index][0].num_rows)
-    big, origin = parts[biggest]
-    others = [table for index, (table, _) in enumerate(parts) if index != biggest]
-    if cache is not None and origin is not None:
-        whole = cache.derived(origin, (tuple(grouping), field), lambda: _counts(big, grouping))
-    else:
-        whole = _counts(big, grouping)
     pieces = [whole]
     keys = [*grouping, field]
     rest = sum_by(pa.concat_tables(others), keys, ID_MEASURES) if others else None
     if rest is not None and rest.num_rows:
-        shared = big.filter(pc.is_in(big[field], value_set=pc.unique(rest[field])))
-        shared = shared.select(rest.column_names)
+        shared = rows.filter(pc.is_in(rows[field], value_set=pc.unique(rest[field])))
+        shared = sum_by(shared.select(rest.column_names), keys, ID_MEASURES)
         both = sum_by(pa.concat_tables([shared, rest]), keys, ID_MEASURES)
         pieces += [negated(_counts(shared, grouping), _COUNTED), _counts(both, grouping)]
     counted = sum_by(pa.concat_tables(pieces), grouping, _COUNTED) if len(pieces) > 1 else whole
@@ -100,6 +105,20 @@ def count(
         for index, name in enumerate(group_by):
             counted = counted.set_column(index, name, cache.decode(name, counted[name]))
     return counted.rename_columns(names)
+
+
+def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
+    """``_counts`` of a part's rows not summed by id (an id may have several: one per day
+    of it), every row with requests (a rollup's: only ever added to): its distinct ids per
+    ``grouping`` key, counted straight from the rows (one pass, not summing each id first)."""
+    if not grouping:
+        micro, pico = (pc.sum(rows[m]).as_py() or 0 for m in ID_MEASURES[1:])
+        ids = pc.count_distinct(rows[field]).as_py()
+        return pa.table([[ids], [micro], [pico]], names=list(_COUNTED))
+    aggregates = [(field, "count_distinct"), ("cost_micro", "sum"), ("cost_pico", "sum")]
+    counted = rows.group_by(list(grouping), use_threads=False).aggregate(aggregates)
+    sums = [f"{field}_count_distinct", "cost_micro_sum", "cost_pico_sum"]
+    return counted.select([*grouping, *sums]).rename_columns([*grouping, *_COUNTED])
 
 
 def _counts(table: pa.Table, grouping: Sequence[str]) -> pa.Table:
