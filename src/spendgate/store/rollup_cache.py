@@ -255,13 +255,15 @@ class RollupCache:
         with self._lock:  # other threads may be adding values
             codes = {column: self._codes[column].get(value) for column, value in filters}
             values = [None if c in coded else self._decoder(c) for c in group_by]
-            future = self._helpers().submit(_summed, loaded, codes, values, schema, rows)
-        future.add_done_callback(partial(self._keep, asked))
-        return future
+            summing = partial(self._kept_sums, asked, loaded, codes, values, schema, rows)
+            return self._helpers().submit(summing)
 
-    def _keep(self, asked: tuple[Any, ...], future: Future[pa.Table]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self._store(asked, future.result())
+    def _kept_sums(self, asked: tuple[Any, ...], *args: Any) -> pa.Table:
+        """``_summed(*args)``, kept for ``asked`` before the future has it (so what is
+        ``derived`` from it is kept too: a done-callback could run after a waiter woke)."""
+        table = _summed(*args)
+        self._store(asked, table)
+        return table
 
     def kept(self, key: Hashable, make: Callable[[], pa.Table]) -> pa.Table:
         """``make()``, kept for a repeated question as a part's sums are: ``key`` must name
@@ -563,8 +565,8 @@ def _summed(
 def _slot_by_slot(rows: pa.Table, group_by: list[str], measures: Sequence[str]) -> pa.Table:
     """``sum_by`` of ``rows`` (ordered by ``slot``) per ``group_by`` and slot; when the slots
     are big, each slot's rows grouped alone: no key spans two slots, and a hash table of one
-    slot's keys stays in the CPU's caches, which one of a month's does not (a month of the id
-    rollups' slots holds a million and a half keys)."""
+    slot's keys stays in the CPU's caches, which one of a month's does not (a month of the
+    full daily rollup's slots holds 650,000 keys)."""
     runs = pc.run_end_encode(rows["slot"]).combine_chunks()
     ends = runs.run_ends.to_pylist()
     if rows.num_rows < _BIG_SLOT_ROWS * len(ends):
