@@ -27,7 +27,7 @@ over them is answered from memory too.
 Key values are kept as ``int32`` codes of one dictionary per column (growing only); measures
 as ``int64``. The least recently used slots are dropped past ``max_bytes``. A part's sums are
 kept for a repeated question (the same slots with the same tokens), with what a query derives
-from them (``derived``, ``derive``: ``store.spend`` keeps its counts of the days' ids there);
+from them (``derive``: ``store.spend`` keeps its counts of the days' ids there);
 so are other sums keyed by what they depend on (``kept``: ``store.spend``'s raw edges).
 """
 
@@ -259,8 +259,8 @@ class RollupCache:
             return self._helpers().submit(summing)
 
     def _kept_sums(self, asked: tuple[Any, ...], *args: Any) -> pa.Table:
-        """``_summed(*args)``, kept for ``asked`` before the future has it (so what is
-        ``derived`` from it is kept too: a done-callback could run after a waiter woke)."""
+        """``_summed(*args)``, kept for ``asked`` before the future has it (so what ``derive``
+        makes of it is kept too: a done-callback could run after a waiter woke)."""
         table = _summed(*args)
         self._store(asked, table)
         return table
@@ -300,30 +300,25 @@ class RollupCache:
                 self._sums_bytes -= dropped.nbytes
                 del self._derived[id(dropped)]
 
-    def derived(self, sums: pa.Table, key: Hashable, make: Callable[[], _T]) -> _T:
-        """``make()``: a value computed from ``sums`` (a table ``group``'s future gave), kept
-        as long as ``sums`` is (for a repeated question), under ``key``."""
-        with self._lock:  # an entry lives while its table is kept: the id is not reused
-            values = self._derived.get(id(sums))
-            if values is not None and key in values:
-                return values[key]  # type: ignore[no-any-return]
-        value = make()
-        with self._lock:
-            values = self._derived.get(id(sums))
-            if values is not None:
-                values[key] = value
-        return value
-
     def derive(
         self, future: Future[pa.Table], key: Hashable, make: Callable[[pa.Table], _T]
     ) -> Future[_T]:
-        """``derived(table, key, …)`` of ``make(table)``, ``table`` being ``future``'s result
-        (of ``group``, which gave it to a helper thread first: waiting on it cannot
-        deadlock the helpers), computed in a helper thread."""
+        """``make(table)`` of ``future``'s result ``table`` (of ``group``, which gave it to a
+        helper thread first: waiting on it cannot deadlock the helpers), computed in a helper
+        thread and kept as long as ``table`` is (for a repeated question), under ``key``."""
 
         def run() -> _T:
             table = future.result()
-            return self.derived(table, key, partial(make, table))
+            with self._lock:  # an entry lives while its table is kept: the id is not reused
+                values = self._derived.get(id(table))
+                if values is not None and key in values:
+                    return values[key]  # type: ignore[no-any-return]
+            value = make(table)
+            with self._lock:
+                values = self._derived.get(id(table))
+                if values is not None:
+                    values[key] = value
+            return value
 
         with self._lock:
             return self._helpers().submit(run)
@@ -567,15 +562,25 @@ def _slot_by_slot(rows: pa.Table, group_by: list[str], measures: Sequence[str]) 
     are big, each slot's rows grouped alone: no key spans two slots, and a hash table of one
     slot's keys stays in the CPU's caches, which one of a month's does not (a month of the
     full daily rollup's slots holds 650,000 keys)."""
-    runs = pc.run_end_encode(rows["slot"]).combine_chunks()
-    ends = runs.run_ends.to_pylist()
-    if rows.num_rows < _BIG_SLOT_ROWS * len(ends):
+    runs = slot_runs(rows)
+    if rows.num_rows < _BIG_SLOT_ROWS * len(runs):
         return sum_by(rows, [*group_by, "slot"], measures)
     sums = []
-    for start, end, slot in zip([0, *ends[:-1]], ends, runs.values, strict=True):
-        one = sum_by(rows.slice(start, end - start), group_by, measures)
+    for run, slot in runs:
+        one = sum_by(run, group_by, measures)
         sums.append(one.add_column(len(group_by), "slot", pa.repeat(slot, one.num_rows)))
     return pa.concat_tables(sums)
+
+
+def slot_runs(rows: pa.Table) -> list[tuple[pa.Table, pa.Scalar]]:
+    """``rows`` (ordered by their ``slot`` column) cut into each slot's rows, with the slot."""
+    runs = pc.run_end_encode(rows["slot"]).combine_chunks()
+    ends = runs.run_ends.to_pylist()
+    starts = [0, *ends][:-1]
+    return [
+        (rows.slice(start, end - start), slot)
+        for start, end, slot in zip(starts, ends, runs.values, strict=True)
+    ]
 
 
 def _selected(

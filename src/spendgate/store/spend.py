@@ -214,6 +214,7 @@ def sum_spend(
     asks = [replace(ask, distinct=False, ids=ids) for ids in ((), *((f,) for f in ID_FIELDS))]
     asks = asks if distinct and rolled else [ask]
     id_asks = asks[1:]
+    slotted = grain is not None
     sums: dict[Ask, list[pa.Table]] = {one: [] for one in asks}
     # Cached parts, summed meanwhile; an id ask's day part: its rows, counted meanwhile.
     summing: list[tuple[Future[pa.Table], Part, Ask]] = []
@@ -250,7 +251,7 @@ def sum_spend(
         by_id = replace(ask, distinct=False, ids=ID_FIELDS)
         for part in raw:
             read = _read(connection, part, by_id, cache)
-            table = split(read, ask.group_by, grain is not None, cache)
+            table = split(read, ask.group_by, slotted, cache)
             for one in id_asks:
                 sums[one].append(table[one.ids[0]])
     for future, part, one in summing:
@@ -259,7 +260,6 @@ def sum_spend(
     for one in id_asks:
         big = bigs.get(one)
         counting = None if big is None else (_renamed(big[0].result(), big[1], one), big[2])
-        slotted = grain is not None
         counted = count(sums.pop(one), ask.group_by, slotted, one.ids[0], cache, big=counting)
         tables.append(_padded(counted, ask))
     tables += [_padded(table, ask) for part_sums in sums.values() for table in part_sums]

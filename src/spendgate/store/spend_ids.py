@@ -26,7 +26,7 @@ from concurrent.futures import Future
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spendgate.store.rollup_cache import RollupCache, negated, sum_by, sums_schema
+from spendgate.store.rollup_cache import RollupCache, negated, slot_runs, sum_by, sums_schema
 from spendgate.store.schema import ID_FIELDS, ID_MEASURES
 
 _COUNTED = ("ids", "cost_micro", "cost_pico")  # ``count``'s sums before they are renamed
@@ -113,24 +113,9 @@ def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
     ``grouping`` key, counted straight from the rows (one pass, not summing each id first).
     With a ``slot`` key, the rows (ordered by slot, as the cache gives them) are counted a
     slot at a time: no key spans two slots, and one slot's keys stay in the CPU's caches."""
-    if "slot" not in grouping or not rows.num_rows:
-        return _distinct(rows, grouping, field)
-    runs = pc.run_end_encode(rows["slot"]).combine_chunks()
-    ends = runs.run_ends.to_pylist()
-    slices = zip([0, *ends[:-1]], ends, strict=True)
-    pieces = [_distinct(rows.slice(a, b - a), grouping, field) for a, b in slices]
-    return pa.concat_tables(pieces)
-
-
-def _distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
-    if not grouping:
-        micro, pico = (pc.sum(rows[m]).as_py() or 0 for m in ID_MEASURES[1:])
-        ids = pc.count_distinct(rows[field]).as_py()
-        return pa.table([[ids], [micro], [pico]], names=list(_COUNTED))
-    aggregates = [(field, "count_distinct"), ("cost_micro", "sum"), ("cost_pico", "sum")]
-    counted = rows.group_by(list(grouping), use_threads=False).aggregate(aggregates)
-    sums = [f"{field}_count_distinct", "cost_micro_sum", "cost_pico_sum"]
-    return counted.select([*grouping, *sums]).rename_columns([*grouping, *_COUNTED])
+    runs = [run for run, _ in slot_runs(rows)] if "slot" in grouping else []
+    pieces = [_tally(run, grouping, field, "count_distinct") for run in runs or [rows]]
+    return pa.concat_tables(pieces)  # ``runs or [rows]``: no slot, or no rows
 
 
 def _counts(table: pa.Table, grouping: Sequence[str]) -> pa.Table:
@@ -139,10 +124,17 @@ def _counts(table: pa.Table, grouping: Sequence[str]) -> pa.Table:
     with_requests = pc.not_equal(table["requests"], 0)
     if not pc.all(with_requests).as_py():
         table = table.filter(with_requests)
+    return _tally(table, grouping, "requests", "count")
+
+
+def _tally(table: pa.Table, grouping: Sequence[str], column: str, how: str) -> pa.Table:
+    """Per ``grouping`` key of ``table``: ``how`` (``count`` or ``count_distinct``) of
+    ``column`` as ``ids``, and the spend, as the ``grouping`` columns then ``_COUNTED``."""
     if not grouping:
+        ids = pc.call_function(how, [table[column]]).as_py()
         micro, pico = (pc.sum(table[m]).as_py() or 0 for m in ID_MEASURES[1:])
-        return pa.table([[table.num_rows], [micro], [pico]], names=list(_COUNTED))
-    aggregates = [("requests", "count"), ("cost_micro", "sum"), ("cost_pico", "sum")]
+        return pa.table([[ids], [micro], [pico]], names=list(_COUNTED))
+    aggregates = [(column, how), ("cost_micro", "sum"), ("cost_pico", "sum")]
     counted = table.group_by(list(grouping), use_threads=False).aggregate(aggregates)
-    counted = counted.select([*grouping, "requests_count", "cost_micro_sum", "cost_pico_sum"])
-    return counted.rename_columns([*grouping, *_COUNTED])
+    sums = [f"{column}_{how}", "cost_micro_sum", "cost_pico_sum"]
+    return counted.select([*grouping, *sums]).rename_columns([*grouping, *_COUNTED])
