@@ -8,9 +8,10 @@ with requests are counted (``count``): a subtracted edge cancels exactly what it
 
 The biggest part (a month of days: a million rows and more) is not regrouped. Its own counts
 per group are taken once: from the rollup cache, straight from its day slots' rows (``distinct``:
-an id has a row per day; one pass of Arrow's distinct count in a helper thread, instead of
-summing each id's days first and counting those), kept with them (``RollupCache.derive``);
-else from the biggest part's sums. Only its rows whose id another part also has are taken
+an id has a row per day and combination of fields; in a helper thread, mostly by array writes
+at each id's code rather than hashing each group and id, instead of summing each id's days
+first and counting those), kept with them (``RollupCache.derive``); else from the biggest
+part's sums. Only its rows whose id another part also has are taken
 back out, summed and counted again with the others'. So a repeated question counts again
 only the ids the edges touch.
 
@@ -22,7 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -30,6 +35,9 @@ from spendgate.store.rollup_cache import RollupCache, negated, slot_runs, sum_by
 from spendgate.store.schema import ID_FIELDS, ID_MEASURES
 
 _COUNTED = ("ids", "cost_micro", "cost_pico")  # ``count``'s sums before they are renamed
+# ``_scattered`` makes another pass while the last one set aside this share of the rows left.
+_PASS_GAIN = 0.4
+_Ints = npt.NDArray[Any]
 
 
 def id_measures(field: str) -> tuple[str, str, str]:
@@ -109,13 +117,135 @@ def count(
 
 def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
     """``_counts`` of a part's rows not summed by id (an id may have several: one per day
-    of it), every row with requests (a rollup's: only ever added to): its distinct ids per
-    ``grouping`` key, counted straight from the rows (one pass, not summing each id first).
-    With a ``slot`` key, the rows (ordered by slot, as the cache gives them) are counted a
-    slot at a time: no key spans two slots, and one slot's keys stay in the CPU's caches."""
+    of it and combination of the other fields), every row with requests (a rollup's: only
+    ever added to): its distinct ids per ``grouping`` key, counted straight from the rows.
+
+    With the cache's integer codes, most ids are counted without hashing (group, id) pairs:
+    a total is a bitmap of the ids; per group, ``_scattered`` counts in a few passes of
+    array writes the pairs it can, and the rows left are hashed by Arrow (``_hashed``),
+    as are all of them when the ids are spread over many groups."""
+    ids = rows[field].combine_chunks()
+    if not rows.num_rows or not pa.types.is_integer(ids.type):
+        return _hashed(rows, grouping, field)
+    numbers = ids.to_numpy()
+    if not grouping:
+        seen = np.zeros(int(numbers.max()) + 1, np.bool_)
+        seen[numbers] = True
+        micro, pico = (pc.sum(rows[m]).as_py() or 0 for m in ID_MEASURES[1:])
+        return pa.table([[np.count_nonzero(seen)], [micro], [pico]], names=list(_COUNTED))
+    packed = _Packed.of(rows, grouping)
+    if packed is None:
+        return _hashed(rows, grouping, field)
+    scattered = _scattered(numbers, packed.keys, packed.size)
+    if scattered is None:
+        return _hashed(rows, grouping, field)
+    counts, left = scattered
+    sums = []
+    for name in ID_MEASURES[1:]:
+        total = np.zeros(packed.size, np.int64)
+        np.add.at(total, packed.keys, rows[name].combine_chunks().to_numpy())
+        sums.append(total)
+    present = np.flatnonzero(np.bincount(packed.keys, minlength=packed.size))
+    found = [counts[present], *(total[present] for total in sums)]
+    counted = pa.table([*packed.columns(present), *found], names=[*grouping, *_COUNTED])
+    if not len(left):
+        return counted
+    rest = _hashed(rows.take(left), grouping, field)  # its spend is in ``sums`` already
+    zeros = pa.repeat(pa.scalar(0, pa.int64()), rest.num_rows)
+    rest = pa.table([*rest.columns[: len(grouping) + 1], zeros, zeros], names=counted.column_names)
+    return sum_by(pa.concat_tables([counted, rest]), grouping, _COUNTED)
+
+
+def _hashed(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
+    """``distinct`` by Arrow's distinct count per group (hashing each group and id). With a
+    ``slot`` key, the rows (ordered by slot, as the cache gives them) are counted a slot at
+    a time: no key spans two slots, and one slot's keys stay in the CPU's caches."""
     runs = [run for run, _ in slot_runs(rows)] if "slot" in grouping else []
     pieces = [_tally(run, grouping, field, "count_distinct") for run in runs or [rows]]
     return pa.concat_tables(pieces)  # ``runs or [rows]``: no slot, or no rows
+
+
+def _scattered(ids: _Ints, keys: _Ints, size: int) -> tuple[_Ints, _Ints] | None:
+    """Distinct (key, id) pairs per key (``keys`` in ``[0, size)``, one per row, with the
+    row's id), counted without hashing, in passes (``_passed``) while each sets aside at
+    least ``_PASS_GAIN`` of the rows left. Returns the counts per key and the indexes of
+    the rows left, none of whose pairs is counted yet; ``None`` if a first pass over the
+    rows of one id in eight sets aside less than that (ids spread over many groups: hash
+    them all)."""
+    picked = np.empty(int(ids.max()) + 1, np.int64)
+    counts = np.zeros(size, np.int64)
+    sample = np.flatnonzero(ids % 8 == 0)
+    if len(_passed(ids, keys, sample, picked, counts)) > (1 - _PASS_GAIN) * len(sample):
+        return None
+    counts.fill(0)
+    left = np.arange(len(ids))
+    while len(left):
+        before, left = len(left), _passed(ids, keys, left, picked, counts)
+        if before - len(left) < _PASS_GAIN * before:
+            break
+    return counts, left
+
+
+def _passed(ids: _Ints, keys: _Ints, left: _Ints, picked: _Ints, counts: _Ints) -> _Ints:
+    """One pass over the rows ``left``: every row's key is written at its id in ``picked``,
+    so each id ends up with one of its keys (whichever write landed last). That pair is
+    counted in ``counts``, and all its rows are set aside: the rows left are returned. Pairs
+    counted in different passes differ, so the counts stay exact."""
+    left_ids, left_keys = ids[left], keys[left]
+    picked.fill(-1)
+    picked[left_ids] = left_keys
+    counts += np.bincount(picked[picked >= 0], minlength=len(counts))
+    kept: _Ints = left[picked[left_ids] != left_keys]
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    """A part's ``grouping`` columns packed into one integer key per row, in ``[0, size)``
+    (mixed radix over each column's codes; made dense when that would be sparse), and how
+    to unpack a key."""
+
+    keys: _Ints
+    size: int
+    radixes: tuple[tuple[str, int, pa.Array | None, pa.DataType], ...]  # values: if encoded here
+    dense: _Ints | None  # the mixed-radix key of each dense key
+
+    @classmethod
+    def of(cls, rows: pa.Table, grouping: Sequence[str]) -> _Packed | None:
+        """``None``: the keys would not fit in 63 bits."""
+        keys = np.zeros(rows.num_rows, np.int64)
+        radixes = []
+        size = 1
+        for name in grouping:
+            column = rows[name].combine_chunks()
+            values: pa.Array | None = None
+            if pa.types.is_integer(column.type):
+                codes = column.to_numpy()
+            else:  # the slot
+                encoded = pc.dictionary_encode(column)
+                codes, values = encoded.indices.to_numpy(), encoded.dictionary
+            radix = int(codes.max()) + 1
+            size *= radix
+            if size >= 1 << 62:
+                return None
+            keys = keys * radix + codes
+            radixes.append((name, radix, values, column.type))
+        dense = None
+        if size > 4 * rows.num_rows:  # arrays of ``size`` would be mostly empty
+            encoded = pc.dictionary_encode(pa.array(keys))
+            keys, dense = encoded.indices.to_numpy().astype(np.int64), encoded.dictionary.to_numpy()
+            size = len(dense)
+        return cls(keys, size, tuple(radixes), dense)
+
+    def columns(self, keys: _Ints) -> list[pa.Array]:
+        """The grouping columns of ``keys`` (of ``self.keys``' values), as the part holds
+        them."""
+        packed = keys if self.dense is None else self.dense[keys]
+        out = []
+        for _, radix, values, kind in reversed(self.radixes):
+            packed, codes = np.divmod(packed, radix)
+            out.append(pa.array(codes).cast(kind) if values is None else values.take(codes))
+        return out[::-1]
 
 
 def _counts(table: pa.Table, grouping: Sequence[str]) -> pa.Table:

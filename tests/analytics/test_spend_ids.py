@@ -1,0 +1,163 @@
+"""Distinct ids counted from a part's rows (``spend_ids.distinct``), against counts made here
+with Python sets, on every path it takes: a bitmap for a total, passes of array writes, the
+rows those leave hashed by Arrow, all of them hashed when the ids spread over many groups,
+sparse and overflowing group codes. The whole pipeline is checked against the events by
+``test_spend_windows``; these tables are built to reach each path on purpose."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spendgate.store import spend_ids
+
+DAY0 = datetime(2026, 10, 1, tzinfo=UTC)
+Row = tuple[int, int, int, int, int, int]  # a, b, day, id, cost_micro, cost_pico
+
+
+def table(rows: Sequence[Row]) -> pa.Table:
+    """Rows laid out as the cache gives a day part's id rows: key codes (``int32``), the
+    id's code, the day's slot (ordered by it), requests and spend."""
+    ordered = sorted(rows, key=lambda row: row[2])
+    columns = list(zip(*ordered, strict=True)) if ordered else [()] * 6
+    a, b, day, ids, micro, pico = columns
+    return pa.table(
+        {
+            "a": pa.array(a, pa.int32()),
+            "b": pa.array(b, pa.int32()),
+            "session_id": pa.array(ids, pa.int32()),
+            "slot": pa.array([DAY0 + timedelta(days=d) for d in day], pa.timestamp("us", "UTC")),
+            "requests": pa.array([1] * len(ids), pa.int64()),
+            "cost_micro": pa.array(micro, pa.int64()),
+            "cost_pico": pa.array(pico, pa.int64()),
+        }
+    )
+
+
+def by_sets(
+    rows: Sequence[Row], grouping: Sequence[str]
+) -> dict[tuple[object, ...], tuple[int, ...]]:
+    """Per group: its distinct ids and spend, counted with Python sets."""
+    ids: defaultdict[tuple[object, ...], set[int]] = defaultdict(set)
+    spend: defaultdict[tuple[object, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for a, b, day, id_, micro, pico in rows:
+        values = {"a": a, "b": b, "slot": DAY0 + timedelta(days=day)}
+        key = tuple(values[name] for name in grouping)
+        ids[key].add(id_)
+        spend[key][0] += micro
+        spend[key][1] += pico
+    return {key: (len(ids[key]), *spend[key]) for key in ids}
+
+
+def counted(
+    rows: Sequence[Row], grouping: Sequence[str]
+) -> dict[tuple[object, ...], tuple[int, ...]]:
+    out = spend_ids.distinct(table(rows), grouping, "session_id")
+    assert out.column_names == [*grouping, "ids", "cost_micro", "cost_pico"]
+    found = {}
+    for row in out.to_pylist():
+        key = tuple(row[name] for name in grouping)
+        assert key not in found, f"group {key} twice"
+        found[key] = (row["ids"], row["cost_micro"], row["cost_pico"])
+    return found
+
+
+def spread_rows(rng: random.Random, ids: int, spread_every: int, groups: int) -> list[Row]:
+    """Ids with three rows in one group on one day, and every ``spread_every``-th id with a
+    row in each of ``groups`` groups, on any of four days."""
+    rows = []
+    for id_ in range(ids):
+        spread = id_ % spread_every == 0
+        for key in range(groups) if spread else [rng.randrange(groups)] * 3:
+            day = rng.randrange(4) if spread else id_ % 4
+            rows.append((key, key % 3, day, id_, rng.randrange(10**6), rng.randrange(10**6)))
+    return rows
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of each table ``distinct`` leaves to Arrow's hashing (the real one)."""
+    calls: list[int] = []
+    real = spend_ids._hashed
+
+    def spy(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
+        calls.append(rows.num_rows)
+        return real(rows, grouping, field)
+
+    monkeypatch.setattr(spend_ids, "_hashed", spy)
+    return calls
+
+
+def test_a_total_counts_each_id_once(hashed: list[int]) -> None:
+    rows = spread_rows(random.Random(1), 500, 4, 10)
+    assert counted(rows, []) == by_sets(rows, []) == {(): (500, *by_sets(rows, [])[()][1:])}
+    assert not hashed
+
+
+@pytest.mark.parametrize("grouping", [["a"], ["a", "b"], ["a", "slot"], ["slot"]])
+def test_ids_mostly_in_one_group_are_counted_by_passes(
+    grouping: list[str], hashed: list[int]
+) -> None:
+    rows = spread_rows(random.Random(2), 2000, 50, 12)
+    assert counted(rows, grouping) == by_sets(rows, grouping)
+    assert all(n < len(rows) / 4 for n in hashed)  # at most the few spread ids' rows
+
+
+def test_the_rows_the_passes_leave_are_hashed(hashed: list[int]) -> None:
+    # Four ids in five in one group (3 rows), one in five in 10 groups: the first pass sets
+    # aside ~60 % of the rows, the second ~11 %: the spread ids' other rows are hashed.
+    rows = spread_rows(random.Random(3), 2000, 5, 10)
+    assert counted(rows, ["a"]) == by_sets(rows, ["a"])
+    assert len(hashed) == 1 and 0 < hashed[0] < len(rows) / 2
+
+
+def test_ids_spread_over_many_groups_are_all_hashed(hashed: list[int]) -> None:
+    rows = spread_rows(random.Random(4), 300, 1, 20)  # every id in every group
+    assert counted(rows, ["a", "slot"]) == by_sets(rows, ["a", "slot"])
+    assert hashed == [len(rows)]
+
+
+def test_sparse_and_overflowing_codes(hashed: list[int]) -> None:
+    rng = random.Random(5)
+    codes = [2**31 - 2, *(rng.randrange(2**31 - 1) for _ in range(40))]
+    ids = [rng.randrange(300) for _ in range(1500)]  # an id's rows in one group
+    rows = [(codes[i % 41], codes[i * 7 % 41], rng.randrange(3), i, 7, 1) for i in ids]
+    assert counted(rows, ["a"]) == by_sets(rows, ["a"])  # codes up to 2**31: packed densely
+    assert counted(rows, ["a", "b"]) == by_sets(rows, ["a", "b"])
+    assert not hashed
+    assert counted(rows, ["a", "b", "slot"]) == by_sets(rows, ["a", "b", "slot"])
+    assert hashed == [len(rows)]  # keys of 63 bits and more: hashed
+
+
+def test_no_rows() -> None:
+    assert counted([], ["a", "slot"]) == {}
+    assert counted([], []) == {(): (0, 0, 0)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.sampled_from([0, 1, 2**31 - 2]),
+            st.integers(0, 3),
+            st.integers(0, 40),
+            st.integers(0, 10**9),
+            st.integers(0, 10**6),
+        ),
+        max_size=300,
+    ),
+    grouping=st.sampled_from(
+        [[], ["a"], ["b"], ["a", "b"], ["a", "slot"], ["b", "slot"], ["slot"]]
+    ),
+)
+def test_any_rows_match_sets(rows: list[Row], grouping: list[str]) -> None:
+    expected = by_sets(rows, grouping) or ({} if grouping else {(): (0, 0, 0)})
+    assert counted(rows, grouping) == expected
