@@ -172,31 +172,31 @@ def _scattered(ids: _Ints, keys: _Ints, size: int) -> tuple[_Ints, _Ints] | None
     the rows left, none of whose pairs is counted yet; ``None`` if a first pass over the
     rows of one id in eight sets aside less than that (ids spread over many groups: hash
     them all)."""
-    picked = np.empty(int(ids.max()) + 1, np.int64)
+    picked = np.empty(int(ids.max()) + 1, keys.dtype)
     counts = np.zeros(size, np.int64)
-    sample = np.flatnonzero(ids % 8 == 0)
-    if len(_passed(ids, keys, sample, picked, counts)) > (1 - _PASS_GAIN) * len(sample):
+    sample = ids % 8 == 0
+    other = _passed(ids[sample], keys[sample], picked, counts)
+    if np.count_nonzero(other) > (1 - _PASS_GAIN) * len(other):
         return None
     counts.fill(0)
-    left = np.arange(len(ids))
-    while len(left):
-        before, left = len(left), _passed(ids, keys, left, picked, counts)
-        if before - len(left) < _PASS_GAIN * before:
-            break
+    left = np.flatnonzero(_passed(ids, keys, picked, counts))  # the first pass: every row
+    before = len(ids)
+    while len(left) and before - len(left) >= _PASS_GAIN * before:
+        before = len(left)
+        left = left[_passed(ids[left], keys[left], picked, counts)]
     return counts, left
 
 
-def _passed(ids: _Ints, keys: _Ints, left: _Ints, picked: _Ints, counts: _Ints) -> _Ints:
-    """One pass over the rows ``left``: every row's key is written at its id in ``picked``,
-    so each id ends up with one of its keys (whichever write landed last). That pair is
-    counted in ``counts``, and all its rows are set aside: the rows left are returned. Pairs
-    counted in different passes differ, so the counts stay exact."""
-    left_ids, left_keys = ids[left], keys[left]
+def _passed(ids: _Ints, keys: _Ints, picked: _Ints, counts: _Ints) -> _Ints:
+    """One pass over rows (their ids and keys): every row's key is written at its id in
+    ``picked``, so each id ends up with one of its keys (whichever write landed last). That
+    pair is counted in ``counts``, and all its rows are set aside. Returns which rows are
+    not (a mask). Pairs counted in different passes differ, so the counts stay exact."""
     picked.fill(-1)
-    picked[left_ids] = left_keys
+    picked[ids] = keys
     counts += np.bincount(picked[picked >= 0], minlength=len(counts))
-    kept: _Ints = left[picked[left_ids] != left_keys]
-    return kept
+    other: _Ints = picked[ids] != keys
+    return other
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +233,10 @@ class _Packed:
         dense = None
         if size > 4 * rows.num_rows:  # arrays of ``size`` would be mostly empty
             encoded = pc.dictionary_encode(pa.array(keys))
-            keys, dense = encoded.indices.to_numpy().astype(np.int64), encoded.dictionary.to_numpy()
+            keys, dense = encoded.indices.to_numpy(), encoded.dictionary.to_numpy()
             size = len(dense)
-        return cls(keys, size, tuple(radixes), dense)
+        # Half the memory to write and read: a dense key fits ``int32`` (``size`` <= 4 rows).
+        return cls(keys.astype(np.int32 if size < 1 << 31 else np.int64), size, (*radixes,), dense)
 
     def columns(self, keys: _Ints) -> list[pa.Array]:
         """The grouping columns of ``keys`` (of ``self.keys``' values), as the part holds
