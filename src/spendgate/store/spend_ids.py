@@ -125,7 +125,7 @@ def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
     array writes the pairs it can, and the rows left are hashed by Arrow (``_hashed``),
     as are all of them when the ids are spread over many groups."""
     ids = rows[field].combine_chunks()
-    if not rows.num_rows or not pa.types.is_integer(ids.type):
+    if not rows.num_rows or not pa.types.is_integer(ids.type) or ids.null_count:
         return _hashed(rows, grouping, field)
     numbers = ids.to_numpy()
     if not grouping:
@@ -207,18 +207,20 @@ class _Packed:
 
     keys: _Ints
     size: int
-    radixes: tuple[tuple[str, int, pa.Array | None, pa.DataType], ...]  # values: if encoded here
+    radixes: tuple[tuple[int, pa.Array | None, pa.DataType], ...]  # values: if encoded here
     dense: _Ints | None  # the mixed-radix key of each dense key
 
     @classmethod
     def of(cls, rows: pa.Table, grouping: Sequence[str]) -> _Packed | None:
-        """``None``: the keys would not fit in 63 bits."""
+        """``None``: the keys would not fit in 63 bits, or a column has nulls (not codes)."""
         keys = np.zeros(rows.num_rows, np.int64)
         radixes = []
         size = 1
         for name in grouping:
             column = rows[name].combine_chunks()
             values: pa.Array | None = None
+            if column.null_count:
+                return None
             if pa.types.is_integer(column.type):
                 codes = column.to_numpy()
             else:  # the slot
@@ -229,21 +231,22 @@ class _Packed:
             if size >= 1 << 62:
                 return None
             keys = keys * radix + codes
-            radixes.append((name, radix, values, column.type))
+            radixes.append((radix, values, column.type))
         dense = None
         if size > 4 * rows.num_rows:  # arrays of ``size`` would be mostly empty
             encoded = pc.dictionary_encode(pa.array(keys))
             keys, dense = encoded.indices.to_numpy(), encoded.dictionary.to_numpy()
             size = len(dense)
         # Half the memory to write and read: a dense key fits ``int32`` (``size`` <= 4 rows).
-        return cls(keys.astype(np.int32 if size < 1 << 31 else np.int64), size, (*radixes,), dense)
+        keys = keys.astype(np.int32 if size < 1 << 31 else np.int64)
+        return cls(keys, size, tuple(radixes), dense)
 
     def columns(self, keys: _Ints) -> list[pa.Array]:
         """The grouping columns of ``keys`` (of ``self.keys``' values), as the part holds
         them."""
         packed = keys if self.dense is None else self.dense[keys]
         out = []
-        for _, radix, values, kind in reversed(self.radixes):
+        for radix, values, kind in reversed(self.radixes):
             packed, codes = np.divmod(packed, radix)
             out.append(pa.array(codes).cast(kind) if values is None else values.take(codes))
         return out[::-1]
