@@ -136,6 +136,13 @@ def test_sparse_and_overflowing_codes(hashed: list[int]) -> None:
     assert hashed == [len(rows)]  # keys of 63 bits and more: hashed
 
 
+def test_a_few_rows_of_far_apart_ids_are_hashed(hashed: list[int]) -> None:
+    rows = [(1, 0, 0, 2**30 + 5, 3, 1), (1, 0, 1, 2**30 + 5, 4, 1), (2, 0, 0, 7, 5, 0)]
+    assert counted(rows, ["a"]) == by_sets(rows, ["a"]) == {(1,): (1, 7, 2), (2,): (1, 5, 0)}
+    assert counted(rows, []) == by_sets(rows, []) == {(): (2, 12, 2)}
+    assert hashed == [3, 3]  # not arrays of 2**30 codes
+
+
 def test_no_rows() -> None:
     assert counted([], ["a", "slot"]) == {}
     assert counted([], []) == {(): (0, 0, 0)}

@@ -37,6 +37,10 @@ from spendgate.store.schema import ID_FIELDS, ID_MEASURES
 _COUNTED = ("ids", "cost_micro", "cost_pico")  # ``count``'s sums before they are renamed
 # ``_scattered`` makes another pass while the last one set aside this share of the rows left.
 _PASS_GAIN = 0.4
+# ``distinct`` hashes ids whose codes go past 16 per row and this many (an array of this many
+# codes is a few MB; the cache's codes are dense, up to its dictionary's size, which its id
+# and facet columns share: a few rows of a big dictionary are hashed faster).
+_SPARSE = 1 << 20
 _Ints = npt.NDArray[Any]
 
 
@@ -128,6 +132,8 @@ def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
     if not rows.num_rows or not pa.types.is_integer(ids.type) or ids.null_count:
         return _hashed(rows, grouping, field)
     numbers = ids.to_numpy()
+    if numbers.max() > 16 * len(numbers) + _SPARSE:  # arrays of every code: mostly empty
+        return _hashed(rows, grouping, field)
     if not grouping:
         seen = np.zeros(int(numbers.max()) + 1, np.bool_)
         seen[numbers] = True
