@@ -143,6 +143,14 @@ def test_a_few_rows_of_far_apart_ids_are_hashed(hashed: list[int]) -> None:
     assert hashed == [3, 3]  # not arrays of 2**30 codes
 
 
+def test_negative_numbers_are_hashed(hashed: list[int]) -> None:
+    ids_below_zero = [(1, 0, 0, 3, 1, 0), (2, 0, 0, 3, 1, 0), (2, 0, 1, -3, 1, 0)]
+    keys_below_zero = [(-1, 0, 0, 3, 1, 0), (2, 0, 0, 3, 1, 0), (-1, 0, 1, 4, 1, 0)]
+    for rows in (ids_below_zero, keys_below_zero):
+        assert counted(rows, ["a"]) == by_sets(rows, ["a"])
+    assert hashed == [3, 3]
+
+
 def test_no_rows() -> None:
     assert counted([], ["a", "slot"]) == {}
     assert counted([], []) == {(): (0, 0, 0)}

@@ -132,7 +132,7 @@ def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
     if not rows.num_rows or not pa.types.is_integer(ids.type) or ids.null_count:
         return _hashed(rows, grouping, field)
     numbers = ids.to_numpy()
-    if numbers.max() > 16 * len(numbers) + _SPARSE:  # arrays of every code: mostly empty
+    if numbers.min() < 0 or numbers.max() > 16 * len(numbers) + _SPARSE:  # not codes; sparse
         return _hashed(rows, grouping, field)
     if not grouping:
         seen = np.zeros(int(numbers.max()) + 1, np.bool_)
@@ -218,7 +218,8 @@ class _Packed:
 
     @classmethod
     def of(cls, rows: pa.Table, grouping: Sequence[str]) -> _Packed | None:
-        """``None``: the keys would not fit in 63 bits, or a column has nulls (not codes)."""
+        """``None``: the keys would not fit in 63 bits, or a column is not codes (nulls,
+        negative numbers)."""
         keys = np.zeros(rows.num_rows, np.int64)
         radixes = []
         size = 1
@@ -229,6 +230,8 @@ class _Packed:
                 return None
             if pa.types.is_integer(column.type):
                 codes = column.to_numpy()
+                if codes.min() < 0:  # not codes
+                    return None
             else:  # the slot
                 encoded = pc.dictionary_encode(column)
                 codes, values = encoded.indices.to_numpy(), encoded.dictionary
