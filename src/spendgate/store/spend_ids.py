@@ -128,21 +128,18 @@ def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
     a total is a bitmap of the ids; per group, ``_scattered`` counts in a few passes of
     array writes the pairs it can, and the rows left are hashed by Arrow (``_hashed``),
     as are all of them when the ids are spread over many groups."""
-    ids = rows[field].combine_chunks()
-    if not rows.num_rows or not pa.types.is_integer(ids.type) or ids.null_count:
-        return _hashed(rows, grouping, field)
-    numbers = ids.to_numpy()
-    if numbers.min() < 0 or numbers.max() > 16 * len(numbers) + _SPARSE:  # not codes; sparse
+    numbers = _codes(rows[field]) if rows.num_rows else None
+    width = 0 if numbers is None else int(numbers.max()) + 1
+    if numbers is None or width > 16 * len(numbers) + _SPARSE:  # not codes, or sparse ones
         return _hashed(rows, grouping, field)
     if not grouping:
-        seen = np.zeros(int(numbers.max()) + 1, np.bool_)
+        seen = np.zeros(width, np.bool_)
         seen[numbers] = True
-        micro, pico = (pc.sum(rows[m]).as_py() or 0 for m in ID_MEASURES[1:])
-        return pa.table([[np.count_nonzero(seen)], [micro], [pico]], names=list(_COUNTED))
+        return _total(int(np.count_nonzero(seen)), rows)
     packed = _Packed.of(rows, grouping)
     if packed is None:
         return _hashed(rows, grouping, field)
-    scattered = _scattered(numbers, packed.keys, packed.size)
+    scattered = _scattered(numbers, width, packed.keys, packed.size)
     if scattered is None:
         return _hashed(rows, grouping, field)
     counts, left = scattered
@@ -171,14 +168,14 @@ def _hashed(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
     return pa.concat_tables(pieces)  # ``runs or [rows]``: no slot, or no rows
 
 
-def _scattered(ids: _Ints, keys: _Ints, size: int) -> tuple[_Ints, _Ints] | None:
+def _scattered(ids: _Ints, width: int, keys: _Ints, size: int) -> tuple[_Ints, _Ints] | None:
     """Distinct (key, id) pairs per key (``keys`` in ``[0, size)``, one per row, with the
-    row's id), counted without hashing, in passes (``_passed``) while each sets aside at
-    least ``_PASS_GAIN`` of the rows left. Returns the counts per key and the indexes of
-    the rows left, none of whose pairs is counted yet; ``None`` if a first pass over the
-    rows of one id in eight sets aside less than that (ids spread over many groups: hash
-    them all)."""
-    picked = np.empty(int(ids.max()) + 1, keys.dtype)
+    row's id, in ``[0, width)``), counted without hashing, in passes (``_passed``) while
+    each sets aside at least ``_PASS_GAIN`` of the rows left. Returns the counts per key
+    and the indexes of the rows left, none of whose pairs is counted yet; ``None`` if a
+    first pass over the rows of one id in eight sets aside less than that (ids spread over
+    many groups: hash them all)."""
+    picked = np.empty(width, keys.dtype)
     counts = np.zeros(size, np.int64)
     sample = ids % 8 == 0
     other = _passed(ids[sample], keys[sample], picked, counts)
@@ -226,11 +223,9 @@ class _Packed:
         for name in grouping:
             column = rows[name].combine_chunks()
             values: pa.Array | None = None
-            if column.null_count:
-                return None
             if pa.types.is_integer(column.type):
-                codes = column.to_numpy()
-                if codes.min() < 0:  # not codes
+                codes = _codes(column)
+                if codes is None:
                     return None
             else:  # the slot
                 encoded = pc.dictionary_encode(column)
@@ -274,10 +269,24 @@ def _tally(table: pa.Table, grouping: Sequence[str], column: str, how: str) -> p
     """Per ``grouping`` key of ``table``: ``how`` (``count`` or ``count_distinct``) of
     ``column`` as ``ids``, and the spend, as the ``grouping`` columns then ``_COUNTED``."""
     if not grouping:
-        ids = pc.call_function(how, [table[column]]).as_py()
-        micro, pico = (pc.sum(table[m]).as_py() or 0 for m in ID_MEASURES[1:])
-        return pa.table([[ids], [micro], [pico]], names=list(_COUNTED))
+        return _total(pc.call_function(how, [table[column]]).as_py(), table)
     aggregates = [(column, how), ("cost_micro", "sum"), ("cost_pico", "sum")]
     counted = table.group_by(list(grouping), use_threads=False).aggregate(aggregates)
     sums = [f"{column}_{how}", "cost_micro_sum", "cost_pico_sum"]
     return counted.select([*grouping, *sums]).rename_columns([*grouping, *_COUNTED])
+
+
+def _total(ids: int, table: pa.Table) -> pa.Table:
+    """One row of ``_COUNTED``: ``ids``, and the spend of ``table``'s rows."""
+    micro, pico = (pc.sum(table[m]).as_py() or 0 for m in ID_MEASURES[1:])
+    return pa.table([[ids], [micro], [pico]], names=list(_COUNTED))
+
+
+def _codes(column: pa.ChunkedArray | pa.Array) -> _Ints | None:
+    """``column``'s values as a numpy array if they can be the cache's codes (integers, none
+    null or negative), else ``None``."""
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_integer(values.type) or values.null_count:
+        return None
+    numbers: _Ints = values.to_numpy()
+    return numbers if not len(numbers) or numbers.min() >= 0 else None
