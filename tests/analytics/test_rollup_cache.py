@@ -5,6 +5,7 @@ replica, a process) has changed since it was loaded."""
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from spendgate.analytics import SpendQuery
 from spendgate.events import Event
 from spendgate.store import Store, open_store, spend, spend_ids
 from spendgate.store.engine import BEGIN_MODE
-from spendgate.store.rollup_cache import EAGER_SLOTS
+from spendgate.store.rollup_cache import EAGER_SLOTS, _narrowed
 from spendgate.store.rollups import PAIRS, rebuild
 from spendgate.store.schema import rollup_tables
 
@@ -183,6 +184,100 @@ def test_a_long_hourly_series_is_summed_from_projected_slots(store: Store, db_ur
         assert cache.stats.reused == 1  # the kept sums were of the hour before it changed
     finally:
         reader.close()
+
+
+def test_a_new_hourly_series_is_summed_from_warm_whole_slots(db_url: str, store: Store) -> None:
+    """Warming loads a month of the full hourly rollups whole, so an hourly series by a set of
+    fields not asked before is summed from them at its first asking, and the worker projects
+    them in memory for the next one: no SQL reads ``spend_hourly`` at all."""
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    series = SpendQuery.of(
+        T0 + timedelta(days=1), T0 + timedelta(days=7), group_by="department,region", bucket="hour"
+    )
+    reader = open_store(db_url)
+    reads: list[str] = []
+
+    def seen(*args: object) -> None:
+        reads.append(str(args[2]))
+
+    try:
+        cache = reader.rollup_cache
+        cache.warm(T0 + SPAN + timedelta(hours=5), 8)
+        cache.wait()
+        assert "spend_hourly" in cache.tables()
+        loads = cache.stats.loads
+        event.listen(reader.engine, "before_cursor_execute", seen)
+        check(reader, made, series)  # from the whole slots
+        cache.wait()  # the worker projects them
+        projected = cache.stats.loads - loads
+        assert 100 < projected <= 6 * 24
+        check(reader, made, series)  # from the projections
+        assert cache.stats.loads == loads + projected
+        assert not [sql for sql in reads if re.search(r"\bspend_hourly\b", sql)]
+    finally:
+        event.remove(reader.engine, "before_cursor_execute", seen)
+        reader.close()
+
+
+def test_sums_exact_over_slots_narrowed_to_different_types(store: Store) -> None:
+    """A slot keeps each measure in the narrowest of int16, int32 and int64 that holds its
+    values, so slots of one rollup differ; summed together (days, an hourly series, the id
+    rollups' rows of a session question) they are exact."""
+    made = made_events()
+    for day, tokens in ((1, 40_000), (3, 2_000_000_000)):  # two of them: past int16; int32
+        made += [
+            Event(
+                ts=T0 + timedelta(days=day, hours=5, minutes=minute),
+                department="eng",
+                region="us-east-1",
+                status="ok",
+                input_tokens=tokens,
+                cost_usd=Decimal(tokens).scaleb(-6),  # 2e9 micro-dollars: past int32 too
+                session_id="big",
+            )
+            for minute in (1, 2)
+        ]
+    store.insert_events(made)
+    store.fold()
+    days = SpendQuery.of(T0, T0 + SPAN, group_by=WIDE)
+    for query in (
+        days,
+        replace(days, group_by=("department",), sessions=True),
+        SpendQuery.of(T0, T0 + timedelta(days=3, hours=12), group_by=WIDE, bucket="hour"),
+    ):
+        for _ in range(2):  # in SQL while the worker loads, then from memory
+            check(store, made, query)
+            store.rollup_cache.wait()
+    held = {
+        slot.table.schema.field("input_tokens").type
+        for (table, _, _), slot in store.rollup_cache._slots.items()
+        if table == "spend_daily"
+    }
+    assert held == {pa.int16(), pa.int32(), pa.int64()}
+
+
+@pytest.mark.parametrize(
+    ("values", "narrow"),
+    [
+        ([0, -(1 << 15), (1 << 15) - 1], pa.int16()),
+        ([0, 1 << 15], pa.int32()),
+        ([-(1 << 15) - 1], pa.int32()),
+        ([(1 << 31) - 1, -(1 << 31)], pa.int32()),
+        ([1 << 31], pa.int64()),
+        ([-(1 << 31) - 1, 5], pa.int64()),
+        ([], pa.int64()),
+        ([None, None], pa.int64()),
+    ],
+)
+def test_a_measure_column_is_narrowed_to_the_type_that_holds_it(
+    values: list[int | None], narrow: pa.DataType
+) -> None:
+    column = pa.chunked_array([pa.array(values, pa.int64())])
+    kept = _narrowed(column)
+    assert kept.type == narrow
+    assert kept.to_pylist() == values
 
 
 def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(

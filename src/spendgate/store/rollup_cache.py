@@ -5,10 +5,12 @@ A 30-day question reads tens or hundreds of thousands of rollup rows at 10 M eve
 hour or day of a rollup; of a facet or pair rollup, one dimension's rows of it) is loaded once
 into an Arrow table and summed in C++ from then on.
 
-A month of the hourly rollups that keep every combination of their fields is too big to hold
-(``spend_hourly``: ~2.5 M rows at 10 M events). An hourly series over more than three days is
-answered from their slots' projections instead: each slot summed in SQL by the fields the
-question names (a few hundred rows an hour), held per set of fields.
+A month of the hourly rollups that keep every combination of their fields is big
+(``spend_hourly``: ~2.5 M rows at 10 M events) and slow to sum. An hourly series over more than
+three days is answered from their slots' projections instead: each slot summed by the fields
+the question names (a few hundred rows an hour), held per set of fields. Warming loads a month
+of their whole slots too, after everything else; while they are held, a new set of fields is
+summed from them at its first asking, and projected from them in memory, not in SQL.
 
 Nothing stale is ever answered: the writer gives a rollup's slot a new token in ``spend_marks``
 in the transaction that changes its rows (``store.rollups``). A query reads its slots' tokens
@@ -25,10 +27,11 @@ hour, a day with late events) are loaded by the query itself. The gateway asks t
 over them is answered from memory too.
 
 Key values are kept as ``int32`` codes of one dictionary per column (growing only); measures
-as ``int64``. The least recently used slots are dropped past ``max_bytes``. A part's sums are
-kept for a repeated question (the same slots with the same tokens), with what a query derives
-from them (``derive``: ``store.spend`` keeps its counts of the days' ids there);
-so are other sums keyed by what they depend on (``kept``: ``store.spend``'s raw edges).
+as the narrowest of ``int16``, ``int32`` and ``int64`` that holds a slot's values. The least
+recently used slots are dropped past ``max_bytes``. A part's sums are kept for a repeated
+question (the same slots with the same tokens), with what a query derives from them
+(``derive``: ``store.spend`` keeps its counts of the days' ids there); so are other sums keyed
+by what they depend on (``kept``: ``store.spend``'s raw edges).
 """
 
 from __future__ import annotations
@@ -62,18 +65,20 @@ from spendgate.store.types import floor_time
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_Span = tuple[datetime, datetime]
 
 DEFAULT_BYTES = 1536 << 20
 # Slots a query loads itself; with more to load, SQL answers it and the worker loads them.
 EAGER_SLOTS = 4
 # The longest part the cache answers, by rollup (longer ones go to SQL): every slot of it is
 # held at once. An hourly facet slot is small (one field's values in an hour), so a month of
-# them is held. The other hourly rollups' slots hold every combination of their fields: up to
-# ``_HOURS`` of them are held whole; a longer part is answered from their projections
-# (``_projects``), which are small too. The id rollups' hourly slots are never projected.
+# them is held. The other hourly rollups' slots hold every combination of their fields: a part
+# of up to ``_HOURS`` is summed from them whole; a longer part from their projections
+# (``_projects``), which are small too, or from the whole slots while those are held and the
+# projections not yet (``_projection``). The id rollups' hourly slots are never projected.
 _DAYS = timedelta(days=92)  # of a daily rollup (and the most days warming loads)
 _SERIES_HOURS = timedelta(days=32)  # of the hourly facet rollup, and of projections
-_HOURS = timedelta(hours=72)  # of whole hourly slots (and what warming loads of them)
+_HOURS = timedelta(hours=72)  # of whole hourly slots summed as such (warming loads these hours)
 
 
 def _projects(spec: RollupSpec) -> bool:
@@ -94,6 +99,10 @@ WARM_SHARE = 0.75
 # A part's sums are kept for a repeated question (the same slots with the same tokens, asked
 # the same way), within this share of ``max_bytes``.
 _SUMS_SHARE = 0.125
+# The integer types a slot's measure columns are narrowed to (``_narrowed``), with the bound
+# of each. Not ``int8``: a column would switch between types from slot to slot more often, and
+# slots of different types are cast to one when summed together.
+_NARROW = ((pa.int16(), 1 << 15), (pa.int32(), 1 << 31))
 # Slots averaging fewer rows than this are summed as one chunk (copied together first).
 _SMALL_SLOT_ROWS = 2000
 # Slots averaging more rows than this are grouped one by one (``_slot_by_slot``).
@@ -232,7 +241,8 @@ class RollupCache:
         sheet = dimension or ""
         if _projects(SPECS[table]) and end - start > _HOURS:
             fields = {*group_by, *(column for column, _ in filters)}
-            sheet = PROJECTED + ",".join(sorted(fields))
+            projected = PROJECTED + ",".join(sorted(fields))
+            sheet = self._projection(table, projected, marks, (start, end))
         coded_keys = tuple(column for column in group_by if column in coded)
         shape = (tuple(group_by), tuple(filters), grain, tuple(measures), coded_keys, rows)
         asked: tuple[Any, ...] = (table, sheet, shape, tuple(marks))  # marks: the tokens
@@ -257,6 +267,20 @@ class RollupCache:
             values = [None if c in coded else self._decoder(c) for c in group_by]
             summing = partial(self._kept_sums, asked, loaded, codes, values, schema, rows)
             return self._helpers().submit(summing)
+
+    def _projection(
+        self, table: str, sheet: str, marks: list[tuple[datetime, str, Any]], span: _Span
+    ) -> str:
+        """The sheet to sum a long part of a rollup that ``_projects`` from: the projected
+        ``sheet``; or, while most of its slots are not in memory but the whole slots are
+        (warming loads a month of them), the whole slots, and the worker projects them for
+        the next asking (in memory: ``_get``)."""
+        if self._engine is None or self._cold(table, sheet, marks) <= EAGER_SLOTS:
+            return sheet
+        if self._cold(table, "", marks) > EAGER_SLOTS:
+            return sheet
+        self._later(_Request(table, sheet, *span))
+        return ""
 
     def _kept_sums(self, asked: tuple[Any, ...], *args: Any) -> pa.Table:
         """``_summed(*args)``, kept for ``asked`` before the future has it (so what ``derive``
@@ -378,8 +402,10 @@ class RollupCache:
         from memory: the last ``days`` + 1 days of a daily rollup (up to ``MAX_SPAN``); of an
         hourly one, the last 72 hours and the two days around that start (the edges of a
         window of ``days`` or ``days`` + 1 days ending now). Smallest rollups first; then, for
-        hourly series, every hour of those days of each field of the hourly facet rollup (up
-        to ``MAX_SPAN``); while the copies take under ``WARM_SHARE`` of ``max_bytes``. Returns
+        hourly series, every hour of those days (up to ``MAX_SPAN``) of each field of the
+        hourly facet rollup, then whole of the rollups that ``_projects`` (a series by fields
+        not asked before is summed from them while their projections are made); while the
+        copies take under ``WARM_SHARE`` of ``max_bytes``. Returns
         at once; until a slot is loaded, questions that need it are answered as without it."""
         if self._engine is None or self._max_bytes <= 0 or days <= 0:
             return
@@ -395,7 +421,7 @@ class RollupCache:
             for sheet in _sheets(spec):
                 for low, high in ranges:
                     self._later(_Request(spec.name, sheet, low, high, warm=True))
-                if spec.grain == "hour" and spec.facets:
+                if spec.grain == "hour" and (spec.facets or _projects(spec)):
                     low = max(start, end - _SERIES_HOURS)
                     series.append(_Request(spec.name, sheet, low, end, warm=True))
         for request in series:
@@ -446,7 +472,9 @@ class RollupCache:
                 self._slots.move_to_end(key)
                 self.stats.hits += 1
                 return held.table
-        rows = load_slot(connection, *key)
+        rows = self._from_whole(key, token)
+        if rows is None:
+            rows = load_slot(connection, *key)
         with self._lock:
             loaded = self._encoded(rows)
             old = self._slots.pop(key, None)
@@ -460,14 +488,42 @@ class RollupCache:
                 self._bytes -= dropped.table.nbytes
         return loaded
 
+    def _from_whole(self, key: tuple[str, str, datetime], token: str) -> pa.Table | None:
+        """A projected slot summed from its whole slot, if that is in memory with ``token``
+        (laid out as ``load_slot``'s: the fields, then the measures); else ``None``."""
+        table, sheet, bucket = key
+        if not sheet.startswith(PROJECTED):
+            return None
+        with self._lock:
+            whole = self._slots.get((table, "", bucket))
+        if whole is None or whole.token != token:
+            return None
+        fields = [name for name in sheet.removeprefix(PROJECTED).split(",") if name]
+        return sum_by(whole.table, fields, SPECS[table].measures)
+
     def _encoded(self, rows: pa.Table) -> pa.Table:
-        """A slot's rows with key values as codes of the cache's dictionaries (the caller
-        holds the lock: the dictionaries grow here)."""
+        """A slot's rows with key values as codes of the cache's dictionaries and measures
+        ``_narrowed`` (the caller holds the lock: the dictionaries grow here)."""
         for index, field in enumerate(rows.schema):
             if pa.types.is_string(field.type):
                 coded = self._coded(field.name, rows[index].combine_chunks())
                 rows = rows.set_column(index, field.name, coded)
+            elif field.type == pa.int64():
+                rows = rows.set_column(index, field.name, _narrowed(rows[index]))
         return rows.combine_chunks()
+
+
+def _narrowed(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An ``int64`` measure column as the narrowest of ``_NARROW`` that holds its values: a
+    month of ``spend_hourly`` takes half the memory. Sums come out as ``int64`` all the same
+    (Arrow sums signed integers into ``int64``)."""
+    low, high = pc.min_max(column).as_py().values()
+    if low is None:  # no values
+        return column
+    for type_, limit in _NARROW:
+        if -limit <= low and high < limit:
+            return column.cast(type_)
+    return column
 
 
 def _sheets(spec: RollupSpec) -> list[str]:
@@ -542,8 +598,10 @@ def _summed(
     if rows is None:
         return schema.empty_table()
     keys = [*group_by, *(["slot"] if slotted else [])]
-    if rows_only:
-        sums = rows.select([*keys, *measures])
+    if rows_only:  # their measures as int64 (narrowed in the slots)
+        sums = rows.select([*keys, *measures]).cast(
+            pa.schema([*rows.select(keys).schema, *((m, pa.int64()) for m in measures)])
+        )
     elif slotted:
         sums = _slot_by_slot(rows, group_by, measures)
     else:
@@ -598,7 +656,8 @@ def _selected(
     kept = [(table, slot) for table, slot in loaded if table.num_rows]
     if not kept:
         return None, []
-    whole = pa.concat_tables([table for table, _ in kept]).select(
+    tables = [table for table, _ in kept]  # measures narrowed per slot: cast to one type
+    whole = pa.concat_tables(tables, promote_options="permissive").select(
         [*columns, *(field for field in codes if field not in columns)]
     )
     slots: list[datetime | None] = []
