@@ -41,7 +41,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from spendgate.analytics import SpendQuery, spend
+from spendgate.analytics import SpendQuery, rehearse, spend
 from spendgate.events import Event
 from spendgate.store import Store, open_store, rollup_cache
 from spendgate.store.bulk import EventInserter
@@ -406,15 +406,26 @@ def run_queries(store: Store, repeat: int, *, latency: bool = True, only: str = 
         print(f"{line} {objects:8.1f} {rows:6}  events", flush=True)
 
 
-def warm(store: Store, days: int) -> None:
-    """Warm the rollup cache as the gateway does at start; print the time and memory."""
+def warm(store: Store, days: int, *, rehearsed: bool) -> None:
+    """Warm the rollup cache as the gateway does at start, then (``rehearsed``) ask what
+    ``analytics.rehearse`` asks, as the gateway does next; print the times and memory."""
     cache = store.rollup_cache
+    now = latest(store)
     started = time.perf_counter()
-    cache.warm(latest(store), days)
+    loaded: list[float] = []
+
+    def then() -> None:
+        loaded.append(time.perf_counter())
+        if rehearsed:
+            rehearse(store, now, days)
+
+    cache.warm(now, days, then=then)
     cache.wait()
-    took = time.perf_counter() - started
+    took, rest = loaded[0] - started, time.perf_counter() - loaded[0]
     size = cache.size_bytes / 2**20
     print(f"warmed {days} days in {took:.1f} s: {size:,.0f} MB in {cache.slot_count} slots")
+    if rehearsed:
+        print(f"rehearsed in {rest:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,6 +452,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DAYS",
         default=0,
         help="warm the rollup cache with DAYS days first (as the gateway does at start)",
+    )
+    parser.add_argument(
+        "--no-rehearse",
+        action="store_true",
+        help="after --warm, do not ask what analytics.rehearse asks (the gateway does)",
     )
     parser.add_argument(
         "--writer",
@@ -471,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             load(store, args.events, have, args.days, args.batch, writer=args.writer)
         print(f"{store.url}: {stored(store):,} events")
         if args.warm and not args.no_cache:
-            warm(store, args.warm)
+            warm(store, args.warm, rehearsed=not args.no_rehearse)
         if not args.no_queries:
             run_queries(store, args.repeat, only=args.only)
             run_queries(store, args.repeat, latency=False, only=args.only)

@@ -12,13 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 
 import pyarrow as pa
 import pytest
 from sqlalchemy import event
 from test_spend_windows import SPAN, T0, answered, expected, made_events
 
-from spendgate.analytics import SpendQuery
+from spendgate.analytics import SpendQuery, rehearse
 from spendgate.events import Event
 from spendgate.store import Store, open_store, spend, spend_ids
 from spendgate.store.engine import BEGIN_MODE
@@ -488,6 +489,45 @@ def test_warming_loads_the_recent_slots_of_every_rollup(db_url: str, store: Stor
         check(reader, made, old)  # in SQL, while the worker loads its days
         cache.wait()
         assert cache.stats.loads == loads + EAGER_SLOTS + 1
+    finally:
+        reader.close()
+
+
+def test_warming_then_rehearses_a_question_of_each_kind(
+    db_url: str, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What ``warm`` is given to run after its loads runs once they are all done
+    (``rehearse``, as the gateway does: its questions' sums are kept, so asking one again
+    reuses them); a failure there is logged, and the worker goes on loading."""
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    now = T0 + SPAN + timedelta(hours=5)
+    reader = open_store(db_url)
+    try:
+        cache = reader.rollup_cache
+        seen: list[set[str]] = []
+        cache.warm(now, 4, then=lambda: seen.append(cache.tables()))
+        cache.wait()
+        assert seen == [set(rollup_tables)]  # called once, after every rollup was loaded
+        cache.warm(now, 4, then=partial(rehearse, reader, now, 4))
+        cache.wait()
+        reused = cache.stats.reused
+        sessions = SpendQuery.of(now - timedelta(days=4), now, group_by="project", sessions=True)
+        check(reader, made, sessions)  # the rehearsal's own question: its sums were kept
+        assert cache.stats.reused > reused
+
+        def failing() -> None:
+            raise RuntimeError("boom")
+
+        cache.warm(now, 4, then=failing)
+        cache.wait()
+        assert "what was to run after warming failed" in caplog.text
+        old = SpendQuery.of(T0, T0 + timedelta(days=EAGER_SLOTS + 1), group_by=WIDE)
+        check(reader, made, old)
+        loads = cache.stats.loads
+        cache.wait()
+        assert cache.stats.loads > loads  # the worker still loads
     finally:
         reader.close()
 

@@ -23,7 +23,16 @@ from spendgate.analytics.query import (
     ratio_text,
     row_to_dict,
 )
-from spendgate.analytics.spend import Comparison, answer, compare, series, spend, top, totals
+from spendgate.analytics.spend import (
+    Comparison,
+    answer,
+    compare,
+    rehearse,
+    series,
+    spend,
+    top,
+    totals,
+)
 from spendgate.store.spend import DIMENSIONS
 
 __all__ = [
@@ -43,6 +52,7 @@ __all__ = [
     "models",
     "money_text",
     "ratio_text",
+    "rehearse",
     "row_to_dict",
     "series",
     "spend",

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from spendgate.analytics import rehearse
 from spendgate.bedrock.sigv4 import Credentials
 from spendgate.events import Event
 from spendgate.gateway import logs, relay
@@ -130,7 +132,8 @@ def create_app(
         await keys.start()
         await budgets.start()
         await summary.start()
-        store.rollup_cache.warm(clock(), settings.rollup_cache_warm_days)  # a worker thread
+        now, days = clock(), settings.rollup_cache_warm_days  # loaded by a worker thread,
+        store.rollup_cache.warm(now, days, then=partial(rehearse, store, now, days))  # then asked
         try:
             yield
         finally:

@@ -147,7 +147,7 @@ class RollupCache:
     def __init__(self, max_bytes: int = DEFAULT_BYTES, *, engine: Engine | None = None) -> None:
         self._max_bytes = max_bytes
         self._engine = engine
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._queue: queue.Queue[_Request | Callable[[], object] | None] = queue.Queue()
         self._waiting: set[_Request] = set()
         self._worker: threading.Thread | None = None
         self._stopping = False
@@ -396,7 +396,7 @@ class RollupCache:
             held = [(self._slots.get((table, sheet, bucket)), token) for bucket, token, _ in marks]
         return sum(slot is None or slot.token != token for slot, token in held)
 
-    def warm(self, now: datetime, days: int) -> None:
+    def warm(self, now: datetime, days: int, then: Callable[[], object] | None = None) -> None:
         """Ask the worker to load the recent slots of every rollup, of each dimension or pair
         of a facet or pair rollup, so that questions over the last ``days`` days are answered
         from memory: the last ``days`` + 1 days of a daily rollup (up to ``MAX_SPAN``); of an
@@ -406,7 +406,8 @@ class RollupCache:
         hourly facet rollup, then whole of the rollups that ``_projects`` (a series by fields
         not asked before is summed from them while their projections are made); while the
         copies take under ``WARM_SHARE`` of ``max_bytes``. Returns
-        at once; until a slot is loaded, questions that need it are answered as without it."""
+        at once; until a slot is loaded, questions that need it are answered as without it.
+        The worker calls ``then()`` once it has loaded all that (``analytics.rehearse``)."""
         if self._engine is None or self._max_bytes <= 0 or days <= 0:
             return
         series: list[_Request] = []
@@ -426,6 +427,8 @@ class RollupCache:
                     series.append(_Request(spec.name, sheet, low, end, warm=True))
         for request in series:
             self._later(request)
+        if then is not None:
+            self._put(then)
 
     def _later(self, request: _Request) -> None:
         """Ask the worker to load the slots ``request`` names."""
@@ -433,15 +436,23 @@ class RollupCache:
             if request in self._waiting:
                 return
             self._waiting.add(request)
+        self._put(request)
+
+    def _put(self, work: _Request | Callable[[], object]) -> None:
+        """Queue ``work`` for the worker, started if it is not running."""
+        with self._lock:
             if self._worker is None:
                 self._worker = threading.Thread(
                     target=self._work, name="spendgate-rollup-cache", daemon=True
                 )
                 self._worker.start()
-        self._queue.put(request)
+        self._queue.put(work)
 
     def _work(self) -> None:
         while (request := self._queue.get()) is not None:
+            if not isinstance(request, _Request):
+                self._call(request)
+                continue
             try:
                 room = not request.warm or self._bytes < self._max_bytes * WARM_SHARE
                 if room and not self._stopping:
@@ -453,6 +464,17 @@ class RollupCache:
                     self._waiting.discard(request)
                 self._queue.task_done()
         self._queue.task_done()
+
+    def _call(self, then: Callable[[], object]) -> None:
+        """Run what ``warm`` was asked to run after its loads (not while closing): a failure
+        is logged, and the worker goes on."""
+        try:
+            if not self._stopping:
+                then()
+        except Exception:  # best effort: nothing waits for its result
+            log.warning("rollup cache: what was to run after warming failed", exc_info=True)
+        finally:
+            self._queue.task_done()
 
     def _load_range(self, request: _Request) -> None:
         """Load every slot ``request`` names that is not in memory, with the tokens of the
