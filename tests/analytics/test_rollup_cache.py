@@ -14,6 +14,7 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from sqlalchemy import event
@@ -23,7 +24,7 @@ from spendgate.analytics import SpendQuery, rehearse
 from spendgate.events import Event
 from spendgate.store import Store, open_store, spend, spend_ids
 from spendgate.store.engine import BEGIN_MODE
-from spendgate.store.rollup_cache import EAGER_SLOTS, _narrowed
+from spendgate.store.rollup_cache import EAGER_SLOTS, _in_halves, _narrowed, sum_by
 from spendgate.store.rollups import PAIRS, rebuild
 from spendgate.store.schema import rollup_tables
 
@@ -223,9 +224,9 @@ def test_a_new_hourly_series_is_summed_from_warm_whole_slots(db_url: str, store:
 
 
 def test_sums_exact_over_slots_narrowed_to_different_types(store: Store) -> None:
-    """A slot keeps each measure in the narrowest of int16, int32 and int64 that holds its
-    values, so slots of one rollup differ; summed together (days, an hourly series, the id
-    rollups' rows of a session question) they are exact."""
+    """A slot keeps each measure in the narrowest of int16 (counts of calls only), int32 and
+    int64 that holds its values, so slots of one rollup differ; summed together (days, an
+    hourly series, the id rollups' rows of a session question) they are exact."""
     made = made_events()
     for day, tokens in ((1, 40_000), (3, 2_000_000_000)):  # two of them: past int16; int32
         made += [
@@ -251,12 +252,16 @@ def test_sums_exact_over_slots_narrowed_to_different_types(store: Store) -> None
         for _ in range(2):  # in SQL while the worker loads, then from memory
             check(store, made, query)
             store.rollup_cache.wait()
-    held = {
-        slot.table.schema.field("input_tokens").type
+    daily = [
+        slot.table
         for (table, _, _), slot in store.rollup_cache._slots.items()
         if table == "spend_daily"
+    ]
+    assert {table.schema.field("input_tokens").type for table in daily} == {
+        pa.int32(),  # tokens: int32 at least
+        pa.int64(),
     }
-    assert held == {pa.int16(), pa.int32(), pa.int64()}
+    assert {table.schema.field("requests").type for table in daily} == {pa.int16()}
 
 
 @pytest.mark.parametrize(
@@ -279,6 +284,31 @@ def test_a_measure_column_is_narrowed_to_the_type_that_holds_it(
     kept = _narrowed(column)
     assert kept.type == narrow
     assert kept.to_pylist() == values
+    wide = _narrowed(column, least=1)  # not int16 (tokens, money)
+    assert wide.type == (pa.int32() if narrow == pa.int16() else narrow)
+    assert wide.to_pylist() == values
+
+
+@pytest.mark.parametrize("slots", [40, 1])
+def test_rows_summed_in_halves_as_in_one(slots: int) -> None:
+    """A big part's rows are cut at a slot's start near the middle and the halves summed by
+    two threads at once: the same sums as in one (with one slot, it is not cut)."""
+    rng = np.random.default_rng(slots)
+    count = 60_000
+    table = pa.table(
+        {
+            "department": pa.array(rng.integers(0, 5, count), pa.int32()),
+            "slot": pa.array(np.sort(rng.integers(0, slots, count)), pa.int32()),
+            "requests": pa.array(rng.integers(0, 30_000, count), pa.int16()),
+            "cost_micro": pa.array(rng.integers(0, 1 << 40, count), pa.int64()),
+        }
+    )
+    keys, measures = ["department", "slot"], ["requests", "cost_micro"]
+    order = [("slot", "ascending"), ("department", "ascending")]
+    halves = _in_halves(table, keys, measures).sort_by(order)
+    assert halves.equals(sum_by(table, keys, measures).sort_by(order))
+    pairs = zip(table["department"].to_pylist(), table["slot"].to_pylist(), strict=True)
+    assert halves.num_rows == len(set(pairs))
 
 
 def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(
