@@ -7,8 +7,9 @@ from __future__ import annotations
 import random
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -192,35 +193,31 @@ def test_a_new_hourly_series_is_summed_from_warm_whole_slots(db_url: str, store:
     """Warming loads a month of the full hourly rollups whole, so an hourly series by a set of
     fields not asked before is summed from them at its first asking, and the worker projects
     them in memory for the next one: no SQL reads ``spend_hourly`` at all."""
-    made = made_events()
-    store.insert_events(made)
-    store.fold()
     series = SpendQuery.of(
         T0 + timedelta(days=1), T0 + timedelta(days=7), group_by="department,region", bucket="hour"
     )
-    reader = open_store(db_url)
     reads: list[str] = []
 
     def seen(*args: object) -> None:
         reads.append(str(args[2]))
 
-    try:
+    with stored_and_read(db_url, store) as (reader, made):
         cache = reader.rollup_cache
-        cache.warm(T0 + SPAN + timedelta(hours=5), 8)
+        cache.warm(NOW, 8)
         cache.wait()
         assert "spend_hourly" in cache.tables()
         loads = cache.stats.loads
         event.listen(reader.engine, "before_cursor_execute", seen)
-        check(reader, made, series)  # from the whole slots
-        cache.wait()  # the worker projects them
-        projected = cache.stats.loads - loads
-        assert 100 < projected <= 6 * 24
-        check(reader, made, series)  # from the projections
-        assert cache.stats.loads == loads + projected
+        try:
+            check(reader, made, series)  # from the whole slots
+            cache.wait()  # the worker projects them
+            projected = cache.stats.loads - loads
+            assert 100 < projected <= 6 * 24
+            check(reader, made, series)  # from the projections
+            assert cache.stats.loads == loads + projected
+        finally:
+            event.remove(reader.engine, "before_cursor_execute", seen)
         assert not [sql for sql in reads if re.search(r"\bspend_hourly\b", sql)]
-    finally:
-        event.remove(reader.engine, "before_cursor_execute", seen)
-        reader.close()
 
 
 def test_sums_exact_over_slots_narrowed_to_different_types(store: Store) -> None:
@@ -485,17 +482,29 @@ def test_a_cold_range_is_answered_in_sql_while_a_worker_loads_it(db_url: str, st
     assert not started & workers()  # close stops the worker
 
 
+NOW = T0 + SPAN + timedelta(hours=5)  # "now" for warming: after the events
+
+
+@contextmanager
+def stored_and_read(db_url: str, store: Store) -> Iterator[tuple[Store, list[Event]]]:
+    """``made_events`` stored and folded by ``store``, and another store over the same
+    database to read them with (its cache cold), closed afterwards."""
+    made = made_events()
+    store.insert_events(made)
+    store.fold()
+    reader = open_store(db_url)
+    try:
+        yield reader, made
+    finally:
+        reader.close()
+
+
 def test_warming_loads_the_recent_slots_of_every_rollup(db_url: str, store: Store) -> None:
     """``warm`` loads the last days of every rollup (each facet and pair dimension too), so
     a question over them, of any shape, is answered from memory at once; by one field, an
     hourly series too."""
-    made = made_events()
-    store.insert_events(made)
-    store.fold()
-    now = T0 + SPAN + timedelta(hours=5)
-    reader = open_store(db_url)
-    try:
-        cache = reader.rollup_cache
+    with stored_and_read(db_url, store) as (reader, made):
+        cache, now = reader.rollup_cache, NOW
         cache.warm(now, 0)  # off
         cache.wait()
         assert cache.slot_count == 0
@@ -519,8 +528,6 @@ def test_warming_loads_the_recent_slots_of_every_rollup(db_url: str, store: Stor
         check(reader, made, old)  # in SQL, while the worker loads its days
         cache.wait()
         assert cache.stats.loads == loads + EAGER_SLOTS + 1
-    finally:
-        reader.close()
 
 
 def test_warming_then_rehearses_a_question_of_each_kind(
@@ -529,13 +536,8 @@ def test_warming_then_rehearses_a_question_of_each_kind(
     """What ``warm`` is given to run after its loads runs once they are all done
     (``rehearse``, as the gateway does: its questions' sums are kept, so asking one again
     reuses them); a failure there is logged, and the worker goes on loading."""
-    made = made_events()
-    store.insert_events(made)
-    store.fold()
-    now = T0 + SPAN + timedelta(hours=5)
-    reader = open_store(db_url)
-    try:
-        cache = reader.rollup_cache
+    with stored_and_read(db_url, store) as (reader, made):
+        cache, now = reader.rollup_cache, NOW
         seen: list[set[str]] = []
         cache.warm(now, 4, then=lambda: seen.append(cache.tables()))
         cache.wait()
@@ -558,8 +560,6 @@ def test_warming_then_rehearses_a_question_of_each_kind(
         loads = cache.stats.loads
         cache.wait()
         assert cache.stats.loads > loads  # the worker still loads
-    finally:
-        reader.close()
 
 
 def test_warming_stops_while_the_cache_is_mostly_full(db_url: str, store: Store) -> None:
