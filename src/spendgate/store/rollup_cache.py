@@ -671,8 +671,8 @@ def _slot_by_slot(
 def _in_halves(rows: pa.Table, keys: list[str], measures: Sequence[str]) -> pa.Table:
     """``sum_by`` of ``rows`` (ordered by ``slot``, one of ``keys``) cut at a slot's start
     near the middle, the halves summed at once by this thread and another (Arrow does not
-    hold the GIL): no key is in both. A month of ``spend_hourly`` (1.7 M rows) took ~210 ms
-    in one."""
+    hold the GIL): no key is in both. A month of ``spend_hourly`` (1.7 M rows) by two fields
+    took 185-276 ms in one, 114-147 in halves."""
     slots = rows["slot"].combine_chunks().to_numpy()
     middle = int(np.searchsorted(slots, slots[len(slots) // 2]))
     if not middle:
