@@ -508,6 +508,7 @@ class RollupCache:
         rows = self._from_whole(key, token)
         if rows is None:
             rows = load_slot(connection, *key)
+        rows = _measures_narrowed(rows)
         with self._lock:
             loaded = self._encoded(rows)
             old = self._slots.pop(key, None)
@@ -535,16 +536,23 @@ class RollupCache:
         return sum_by(whole.table, fields, SPECS[table].measures)
 
     def _encoded(self, rows: pa.Table) -> pa.Table:
-        """A slot's rows with key values as codes of the cache's dictionaries and measures
-        ``_narrowed`` (the caller holds the lock: the dictionaries grow here)."""
+        """A slot's rows with key values as codes of the cache's dictionaries (the caller
+        holds the lock: the dictionaries grow here)."""
         for index, field in enumerate(rows.schema):
             if pa.types.is_string(field.type):
                 coded = self._coded(field.name, rows[index].combine_chunks())
                 rows = rows.set_column(index, field.name, coded)
-            elif field.type == pa.int64():
-                least = 0 if field.name in _COUNTS else 1
-                rows = rows.set_column(index, field.name, _narrowed(rows[index], least))
         return rows.combine_chunks()
+
+
+def _measures_narrowed(rows: pa.Table) -> pa.Table:
+    """A slot's rows with each ``int64`` column (its measures) ``_narrowed``: calls counted
+    down to ``int16``, the others down to ``int32``."""
+    for index, field in enumerate(rows.schema):
+        if field.type == pa.int64():
+            least = 0 if field.name in _COUNTS else 1
+            rows = rows.set_column(index, field.name, _narrowed(rows[index], least))
+    return rows
 
 
 def _narrowed(column: pa.ChunkedArray, least: int = 0) -> pa.ChunkedArray:
