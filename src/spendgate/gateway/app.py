@@ -132,8 +132,9 @@ def create_app(
         await keys.start()
         await budgets.start()
         await summary.start()
-        now, days = clock(), settings.rollup_cache_warm_days  # loaded by a worker thread,
-        store.rollup_cache.warm(now, days, then=partial(rehearse, store, now, days))  # then asked
+        # a worker thread loads the recent slots, then asks a question of each kind
+        now, days = clock(), settings.rollup_cache_warm_days
+        store.rollup_cache.warm(now, days, then=partial(rehearse, store, now, days))
         try:
             yield
         finally:

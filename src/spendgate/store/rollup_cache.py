@@ -416,9 +416,9 @@ class RollupCache:
         hourly series, every hour of those days (up to ``MAX_SPAN``) of each field of the
         hourly facet rollup, then whole of the rollups that ``_projects`` (a series by fields
         not asked before is summed from them while their projections are made); while the
-        copies take under ``WARM_SHARE`` of ``max_bytes``. Returns
-        at once; until a slot is loaded, questions that need it are answered as without it.
-        The worker calls ``then()`` once it has loaded all that (``analytics.rehearse``)."""
+        copies take under ``WARM_SHARE`` of ``max_bytes``. Returns at once; until a slot is
+        loaded, questions that need it are answered as without it. The worker calls
+        ``then()`` once it has loaded all that (the gateway: ``analytics.rehearse``)."""
         if self._engine is None or self._max_bytes <= 0 or days <= 0:
             return
         series: list[_Request] = []
@@ -640,10 +640,8 @@ def _summed(
     if rows is None:
         return schema.empty_table()
     keys = [*group_by, *(["slot"] if slotted else [])]
-    if rows_only:  # their measures as int64 (narrowed in the slots)
-        sums = rows.select([*keys, *measures]).cast(
-            pa.schema([*rows.select(keys).schema, *((m, pa.int64()) for m in measures)])
-        )
+    if rows_only:
+        sums = rows.select([*keys, *measures])
     elif slotted:
         sums = _slot_by_slot(rows, group_by, measures, len(slots))
     else:
@@ -654,7 +652,8 @@ def _summed(
     ]
     if slotted:
         columns.append(pa.array(slots, schema.field("slot").type).take(sums["slot"]))
-    return pa.table([*columns, *sums.columns[len(keys) :]], schema=schema)
+    found = sums.columns[len(keys) :]  # rows' measures are narrowed in the slots: as int64
+    return pa.table([*columns, *(column.cast(pa.int64()) for column in found)], schema=schema)
 
 
 def _slot_by_slot(
