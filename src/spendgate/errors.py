@@ -2,7 +2,7 @@
 
     SpendgateError                 base; ``str(err)`` is a sentence a person can act on
     ├── ConfigError                bad settings, config file or CLI argument (CLI exit code 2)
-    ├── DataError                  bad input data: a catalog, overrides or fixture file (exit 2)
+    ├── DataError                  a bad data file: catalog, overrides, fixture, snapshot (exit 2)
     ├── EventStreamError           a malformed or corrupted application/vnd.amazon.eventstream frame
     ├── CounterUnavailable         the budget counters (Redis) cannot be reached
     ├── UpstreamError              (gateway/http1.py) no response from Bedrock: .kind connect|tls|…
@@ -56,7 +56,7 @@ class ConfigError(SpendgateError):
 
 
 class DataError(SpendgateError):
-    """A data file (price catalog, overrides, fixture) is malformed."""
+    """A data file (price catalog, overrides, fixture, rollup cache snapshot) is malformed."""
 
 
 class EventStreamError(SpendgateError):

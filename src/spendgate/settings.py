@@ -100,6 +100,8 @@ class GatewaySettings:
     budget_refresh_s: float = 5.0
     rollup_cache_mb: int = 1536  # memory for in-memory copies of rollup slots (0: none)
     rollup_cache_warm_days: int = 31  # recent days loaded into that cache at start (0: none)
+    rollup_cache_save: bool = True  # its copies saved at shutdown, read back at start
+    rollup_cache_dir: Path | None = None  # where (None: beside the journal)
     unpriced_input_usd_per_mtok: str = "15"  # conservative rates for models without a price
     unpriced_output_usd_per_mtok: str = "75"
 

@@ -4,6 +4,7 @@ logged — only hashes and sizes. Proven by searching every file the gateway wro
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,13 @@ def test_no_text_secret_or_key_at_rest(
         events = env.events(4)
         assert len(events) == 4 and all(e.prompt_hash or e.status == "rejected" for e in events)
         assert all(e.request_bytes for e in events)
+        env.store.fold()  # the rollup cache holds their slots: saved at shutdown
+        env.store.rollup_cache.warm(datetime.now(UTC), 1)
+        env.store.rollup_cache.wait()
     written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     logged = (caplog.text + "".join(capfd.readouterr())).encode()
     assert len(written) > 10_000  # the database really is here
+    assert list(tmp_path.glob("spendgate-rollup-cache/*/gen-*/slots-*.arrow"))  # and the copies
     for needle in (PROMPT, SECRET, env.key, answer[:40]):
         assert needle.encode() not in written, f"{needle[:20]}... found in a file"
         assert needle.encode() not in logged, f"{needle[:20]}... found in the logs"

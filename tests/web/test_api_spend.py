@@ -265,3 +265,34 @@ def test_openapi_document_and_offline_docs_page(web: str) -> None:
     assert page.headers["content-type"].startswith("text/html")
     assert "GET /api/v1/spend" in page.text and "<script" not in page.text
     assert "http://" not in page.text and "https://" not in page.text  # nothing fetched
+
+
+def test_a_restarted_gateway_answers_from_the_copies_it_saved(store: Store, tmp_path: Path) -> None:
+    """At shutdown the gateway saves its rollup cache's copies beside its journal; started
+    again (a new process: a new store), it reads them back before warming, so warming loads
+    nothing from SQL, and answers as before."""
+    store.fold()  # the events into the rollups: slots to warm
+    settings = GatewaySettings(
+        db=store.url, admin_token=TOKEN, journal_path=tmp_path / "journal.jsonl"
+    )
+    answers, slots = [], []
+    for opened in (store, open_store(store.url)):
+        app = create_app(
+            settings, store=opened, credentials=lambda: None, clock=lambda: DAY + timedelta(days=2)
+        )
+        try:
+            with serve(app) as url:
+                cache = opened.rollup_cache
+                cache.wait()  # read back (the second time), warmed and rehearsed
+                slots.append(cache.slot_count)
+                loads = cache.stats.loads
+                doc = get(url, "/api/v1/spend", group_by="department,project", **RANGE).json()
+                answers.append(doc["rows"])
+                assert cache.stats.loads == loads
+        finally:
+            if opened is not store:
+                opened.close()
+    saved = list(tmp_path.glob("spendgate-rollup-cache/*/gen-*/manifest.arrow"))
+    assert len(saved) == 1  # the second shutdown's snapshot replaced the first's
+    assert loads == 0 and slots[0] == slots[1] > 0  # the second warming: all read back
+    assert answers[0] == answers[1] and len(answers[0]) == 3

@@ -6,8 +6,12 @@ to the relay; operations and admin routes go through Starlette.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
+import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +45,7 @@ from spendgate.settings import GatewaySettings
 from spendgate.store.db import Store, open_store
 from spendgate.store.writer import EventWriter
 
+log = logging.getLogger(__name__)
 RUNTIME_PREFIXES = ("/model/", "/bedrock/model/")
 
 
@@ -132,7 +137,11 @@ def create_app(
         await keys.start()
         await budgets.start()
         await summary.start()
-        # a worker thread loads the recent slots, then asks a question of each kind
+        # a worker thread reads the last process's copies back, loads the recent slots
+        # (only those changed since, after a restart), then asks a question of each kind
+        snapshots = _snapshots(settings, store)
+        if snapshots is not None:
+            store.rollup_cache.restore(snapshots)
         now, days = clock(), settings.rollup_cache_warm_days
         store.rollup_cache.warm(now, days, then=partial(rehearse, store, now, days))
         try:
@@ -143,6 +152,8 @@ def create_app(
             await keys.stop()
             await writer.stop()  # drains every queued event (or journals it)
             await upstream.aclose()
+            if snapshots is not None:
+                await asyncio.to_thread(_save_copies, store, snapshots)
 
     budget_api = budget_routes(
         store,
@@ -216,3 +227,26 @@ def _journal(settings: GatewaySettings) -> Path:
     db = settings.db.removeprefix("sqlite:///")
     folder = Path(db).parent if settings.db.startswith("sqlite:///") else Path.cwd()
     return folder / "spendgate-journal.jsonl"
+
+
+def _snapshots(settings: GatewaySettings, store: Store) -> Path | None:
+    """Where the rollup cache's copies are kept across restarts: a folder per database
+    (named by a hash of its URL) in ``rollup_cache_dir``, by default beside the journal;
+    ``None``: not kept."""
+    if not settings.rollup_cache_save or settings.rollup_cache_mb == 0:
+        return None
+    base = settings.rollup_cache_dir or _journal(settings).parent / "spendgate-rollup-cache"
+    return base / hashlib.sha256(store.url.encode()).hexdigest()[:16]
+
+
+def _save_copies(store: Store, folder: Path) -> None:
+    """Save the rollup cache's copies at shutdown (best effort: a failure is logged)."""
+    started = time.monotonic()
+    try:
+        path = store.rollup_cache.save(folder)
+    except OSError as exc:
+        log.warning("rollup cache: could not save its copies in %s: %s", folder, exc)
+        return
+    if path is not None:
+        took, slots = time.monotonic() - started, store.rollup_cache.slot_count
+        log.info("rollup cache: %d slots saved in %s (%.1f s)", slots, path, took)

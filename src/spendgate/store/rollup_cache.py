@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import accumulate
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -54,7 +55,9 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from spendgate.errors import DataError
 from spendgate.store.rollup_slots import PROJECTED, load_slot, slot_marks
+from spendgate.store.rollup_snapshot import read_snapshot, write_snapshot
 from spendgate.store.schema import (
     ID_FIELDS,
     LATENCY_BUCKETS,
@@ -441,6 +444,67 @@ class RollupCache:
         if then is not None:
             self._put(then)
 
+    def save(self, folder: Path) -> Path | None:
+        """Write the copies (with their tokens and the dictionaries their codes index) as a
+        snapshot in ``folder`` (``store.rollup_snapshot``) for ``restore`` in the next
+        process; ``None`` when there is nothing to save. ``OSError`` if it cannot be
+        written."""
+        with self._lock:
+            slots = [(key, slot.token, slot.table) for key, slot in self._slots.items()]
+            values = {column: self._decoder(column) for column in self._values}
+        return write_snapshot(folder, slots, values) if slots else None
+
+    def restore(self, folder: Path) -> None:
+        """Ask the worker to read the newest snapshot in ``folder`` back, before what is asked
+        of it after this (the gateway: ``warm``, which then reloads only the slots whose
+        token has changed since). A copy read back answers only while its token is the
+        slot's, as any copy. Up to ``WARM_SHARE`` of the cache, the most recently used
+        first; a slot loaded meanwhile is kept; a snapshot that cannot be read is logged and
+        ignored."""
+        if self._engine is not None and self._max_bytes > 0:
+            self._put(partial(self._restore, folder))
+
+    def _restore(self, folder: Path) -> None:
+        try:
+            snapshot = read_snapshot(folder)
+            if snapshot is None:
+                return
+            kept, room = [], self._max_bytes * WARM_SHARE
+            for key, token, rows in reversed(snapshot.slots):  # the most recently used first
+                room -= rows.nbytes
+                if room < 0:
+                    break
+                kept.append((key, token, rows))
+            with self._lock:  # codes, once given, never change: recoding needs no lock
+                remaps = {c: self._merged(c, v) for c, v in snapshot.values.items()}
+            kept = [(key, token, _recoded(rows, remaps)) for key, token, rows in kept]
+        except (DataError, OSError, pa.ArrowException) as exc:
+            log.warning("rollup cache: could not read the snapshot in %s: %s", folder, exc)
+            return
+        with self._lock:
+            for key, token, rows in kept:  # each before the last: the oldest ends first
+                if key in self._slots:  # loaded meanwhile
+                    continue
+                self._slots[key] = _Slot(token, rows)
+                self._slots.move_to_end(key, last=False)
+                self._bytes += rows.nbytes
+            self._drop_past_max()
+        log.info("rollup cache: %d slots read back from %s", len(kept), snapshot.path)
+
+    def _merged(self, column: str, values: pa.Array) -> tuple[pa.Array | None, int]:
+        """A snapshot's dictionary of ``column`` merged into the cache's: the codes its codes
+        become (``None``: the same) and how many it has (the caller holds the lock)."""
+        names = self._values[column]
+        if not names:
+            names.extend(values.to_pylist())
+            self._codes[column].update(zip(names, range(len(names)), strict=True))
+            if len(self._codes[column]) != len(names):
+                raise DataError(f"the snapshot's values of {column} repeat")
+            return None, len(values)
+        remap = self._coded(column, values)
+        same = remap.equals(pa.array(np.arange(len(remap), dtype=np.int32)))
+        return (None if same else remap), len(values)
+
     def _later(self, request: _Request) -> None:
         """Ask the worker to load the slots ``request`` names."""
         with self._lock:
@@ -517,10 +581,14 @@ class RollupCache:
             self._slots[key] = _Slot(token, loaded)
             self._bytes += loaded.nbytes
             self.stats.loads += 1
-            while self._bytes > self._max_bytes and len(self._slots) > 1:
-                _, dropped = self._slots.popitem(last=False)
-                self._bytes -= dropped.table.nbytes
+            self._drop_past_max()
         return loaded
+
+    def _drop_past_max(self) -> None:
+        """Drop the least recently used slots past ``max_bytes`` (the caller holds the lock)."""
+        while self._bytes > self._max_bytes and len(self._slots) > 1:
+            _, dropped = self._slots.popitem(last=False)
+            self._bytes -= dropped.table.nbytes
 
     def _from_whole(self, key: tuple[str, str, datetime], token: str) -> pa.Table | None:
         """A projected slot summed from its whole slot, if that is in memory with ``token``
@@ -543,6 +611,22 @@ class RollupCache:
                 coded = self._coded(field.name, rows[index].combine_chunks())
                 rows = rows.set_column(index, field.name, coded)
         return rows.combine_chunks()
+
+
+def _recoded(rows: pa.Table, remaps: dict[str, tuple[pa.Array | None, int]]) -> pa.Table:
+    """A snapshot's slot with its coded columns' codes made the cache's (``remaps``: by
+    column, the codes they become, ``None`` where the same, and how many there are);
+    ``DataError`` for a code out of range."""
+    for index, name in enumerate(rows.column_names):
+        if name not in remaps:
+            continue
+        codes, (remap, size) = rows[index], remaps[name]
+        bounds = pc.min_max(codes).as_py()
+        if bounds["min"] is not None and not 0 <= bounds["min"] <= bounds["max"] < size:
+            raise DataError(f"a code of {name} in the snapshot is out of range")
+        if remap is not None:
+            rows = rows.set_column(index, name, remap.take(codes))
+    return rows.combine_chunks()
 
 
 def _measures_narrowed(rows: pa.Table) -> pa.Table:
