@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -428,6 +429,30 @@ def warm(store: Store, days: int, *, rehearsed: bool) -> None:
         print(f"rehearsed in {rest:.1f} s")
 
 
+def restarted(store: Store, folder: Path, days: int, *, rehearsed: bool) -> Store:
+    """Save the cache's copies in ``folder`` as the gateway does at shutdown, open the store
+    again (a restarted gateway: a new cache), read them back and warm it as the gateway
+    does at start; print the times. Returns the new store."""
+    started = time.perf_counter()
+    saved = store.rollup_cache.save(folder)
+    took = time.perf_counter() - started
+    assert saved is not None, "nothing to save: warm first"
+    size = sum(f.stat().st_size for f in saved.iterdir()) / 2**20
+    print(f"saved {store.rollup_cache.slot_count} slots in {took:.1f} s: {size:,.0f} MB on disk")
+    url = store.engine.url.render_as_string(hide_password=False)
+    store.close()
+    again = open_store(url, cache_bytes=DEFAULT_BYTES)
+    cache = again.rollup_cache
+    started = time.perf_counter()
+    cache.restore(folder)
+    cache.wait()
+    took = time.perf_counter() - started
+    print(f"read back {cache.slot_count} slots in {took:.1f} s: {cache.size_bytes / 2**20:,.0f} MB")
+    warm(again, days, rehearsed=rehearsed)
+    print(f"slots loaded from the database while warming: {cache.stats.loads}")
+    return again
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="sqlite:///… or postgresql://…")
@@ -459,6 +484,13 @@ def main(argv: list[str] | None = None) -> int:
         help="after --warm, do not ask what analytics.rehearse asks (the gateway does)",
     )
     parser.add_argument(
+        "--restart",
+        type=Path,
+        metavar="DIR",
+        help="after --warm, save the cache's copies in DIR, open the store again, read them "
+        "back and warm (as a restarted gateway does), then time the queries",
+    )
+    parser.add_argument(
         "--writer",
         action="store_true",
         help="load through Store.insert_events (the writer's path) instead of in bulk",
@@ -488,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{store.url}: {stored(store):,} events")
         if args.warm and not args.no_cache:
             warm(store, args.warm, rehearsed=not args.no_rehearse)
+            if args.restart:
+                store = restarted(store, args.restart, args.warm, rehearsed=not args.no_rehearse)
         if not args.no_queries:
             run_queries(store, args.repeat, only=args.only)
             run_queries(store, args.repeat, latency=False, only=args.only)

@@ -154,11 +154,12 @@ def damage(snapshot: Path, how: str) -> None:
         rewritten = manifest.replace_schema_metadata(metadata)
         with pa.ipc.new_file(str(path), rewritten.schema) as sink:
             sink.write_table(rewritten)
-    elif how == "codes out of range":  # a slot coded with a dictionary it was not saved with
+    elif how in ("codes out of range", "values repeated"):  # dictionaries not the slots'
         path = snapshot / "values.arrow"
         values = pa.ipc.open_file(pa.OSFile(str(path), "r")).read_all()
-        empty = pa.array([[]] * len(values), values.schema.field("values").type)
-        cut = values.set_column(1, "values", empty)
+        lists = values["values"].to_pylist()
+        lists = [[] if how == "codes out of range" else [*v, *v] for v in lists]
+        cut = values.set_column(1, "values", pa.array(lists, values.schema.field("values").type))
         with pa.ipc.new_file(str(path), cut.schema) as sink:
             sink.write_table(cut)
 
@@ -169,7 +170,7 @@ def test_a_snapshot_that_cannot_be_trusted_is_ignored(
     with stored_and_read(db_url, store) as (reader, made):
         saved = warmed_and_saved(reader, tmp_path / "saved")
     caplog.set_level(logging.INFO, logger="spendgate.store.rollup_cache")
-    for how in ("truncated", "missing", "another version", "codes out of range"):
+    for how in ("truncated", "missing", "another version", "codes out of range", "values repeated"):
         folder = tmp_path / how
         damage(Path(shutil.copytree(saved, folder / saved.name)), how)
         caplog.clear()

@@ -494,12 +494,12 @@ class RollupCache:
     def _merged(self, column: str, values: pa.Array) -> tuple[pa.Array | None, int]:
         """A snapshot's dictionary of ``column`` merged into the cache's: the codes its codes
         become (``None``: the same) and how many it has (the caller holds the lock)."""
+        if values.null_count or pc.count_distinct(values).as_py() != len(values):
+            raise DataError(f"the snapshot's values of {column} repeat or are missing")
         names = self._values[column]
         if not names:
             names.extend(values.to_pylist())
             self._codes[column].update(zip(names, range(len(names)), strict=True))
-            if len(self._codes[column]) != len(names):
-                raise DataError(f"the snapshot's values of {column} repeat")
             return None, len(values)
         remap = self._coded(column, values)
         same = remap.equals(pa.array(np.arange(len(remap), dtype=np.int32)))
@@ -616,8 +616,11 @@ class RollupCache:
 def _recoded(rows: pa.Table, remaps: dict[str, tuple[pa.Array | None, int]]) -> pa.Table:
     """A snapshot's slot with its coded columns' codes made the cache's (``remaps``: by
     column, the codes they become, ``None`` where the same, and how many there are);
-    ``DataError`` for a code out of range."""
-    for index, name in enumerate(rows.column_names):
+    ``DataError`` for a code out of range or a column not of integers."""
+    for index, field in enumerate(rows.schema):
+        name = field.name
+        if not pa.types.is_integer(field.type) or (name in remaps and field.type != pa.int32()):
+            raise DataError(f"the snapshot's {name} is of {field.type}, not of codes or counts")
         if name not in remaps:
             continue
         codes, (remap, size) = rows[index], remaps[name]
