@@ -11,10 +11,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from spendgate.analytics.answer import answer_json, answer_rows, answer_table
+from spendgate.analytics.answer import _floats, answer_json, answer_rows, answer_table
+from spendgate.analytics.measures import tenths
 from spendgate.analytics.query import ORDERS, SpendQuery, SpendRow, row_to_dict
 from spendgate.store.rollup_cache import sums_schema
 from spendgate.store.spend import DISTINCT_MEASURES, ROLLUP_MEASURES
@@ -171,3 +173,33 @@ def test_sums_beyond_what_is_exact_raise_instead_of_wrapping() -> None:
     sums = pa.Table.from_pylist(rows, schema=sums_schema(GROUP, True, MEASURES))
     with pytest.raises(ValueError, match="negative cost"):
         answer_table(sums, query())
+
+
+def awkward_floats() -> list[float]:
+    """Floats where rounding to tenths is hard: halves of tenths as written (most not exact
+    in binary) and their neighbours a few ulps away, at every magnitude, exact tenths, and
+    values past the bounds where the column-wise paths step aside."""
+    rng = random.Random(17)
+    values = [0.0, -0.0, 0.25, 0.35, 2.675, 1.45, -0.25, -1.35, 1e9 - 0.05, 1e9 + 0.25]
+    values += [5e-324, 0.04999999999999999, 1e14 - 0.1, 1e14, 1e15 + 0.3, 2.0**53, 1e16, 1e300]
+    for scale in (1, 100, 10**4, 10**7, 10**10, 10**13):
+        for _ in range(300):
+            half = (rng.randrange(10 * scale) * 10 + 5) / 100  # x.x5
+            values.append(half)
+            values += [float(np.nextafter(half, side)) for side in (0.0, 1e300)]
+            values.append(rng.randrange(10 * scale) / 10)  # a tenth
+            values.append(rng.uniform(0, scale))
+    return values
+
+
+def test_tenths_are_pythons_round_and_written_as_repr() -> None:
+    """``measures.tenths`` (column-wise) gives each value what ``round(v, 1)`` gives, and the
+    JSON text of floats (``answer._floats``) is what ``json.dumps`` writes, nulls kept."""
+    values = awkward_floats()
+    rounded = tenths(pa.array([*values, None], pa.float64())).to_pylist()
+    assert rounded[-1] is None
+    for value, got in zip(values, rounded, strict=False):
+        assert repr(got) == repr(round(value, 1)), value
+    for floats in (rounded, [*values, None]):
+        text = _floats(pa.chunked_array([pa.array(floats, pa.float64())])).to_pylist()
+        assert text == [None if f is None else json.dumps(f) for f in floats]

@@ -20,6 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -62,8 +63,7 @@ def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
     columns["cache_hit_rate"] = pc.add(pc.multiply(whole, MICRO), millionths)  # RATE_PLACES
     p50 = p95 = pa.nulls(sums.num_rows, pa.float64())
     if LATENCY_BUCKETS[0] in sums.column_names:
-        found = percentile_columns([sums[b] for b in LATENCY_BUCKETS], (0.50, 0.95))
-        p50, p95 = (pa.array(values, pa.float64()) for values in found)
+        p50, p95 = percentile_columns([sums[b] for b in LATENCY_BUCKETS], (0.50, 0.95))
     columns["latency_p50_ms"], columns["latency_p95_ms"] = p50, p95
     if query.sessions:
         for name, plural in (("session", "sessions"), ("workflow", "workflows")):
@@ -257,5 +257,19 @@ def _decimal_text(whole: Any, fraction: Any, places: int) -> pa.Array:
 
 
 def _floats(values: pa.ChunkedArray) -> pa.Array:
-    """Floats as JSON numbers, exactly as ``json.dumps`` writes them (``repr``)."""
-    return pa.array([None if v is None else repr(v) for v in values.to_pylist()], pa.string())
+    """Floats as JSON numbers, exactly as ``json.dumps`` writes them (``repr``). A value of
+    tenths (``measures.tenths``: the percentiles) from 0 to 1e14 is written column-wise as
+    its tenths ``q``: ``q // 10``, a point and ``q % 10`` (the shortest text that reads back
+    as it, which is what ``repr`` writes); any other value by ``repr``."""
+    v, null = values.to_numpy(), values.is_null().to_numpy()  # nulls as NaN
+    with np.errstate(invalid="ignore"):
+        q = np.rint(v * 10)
+        plain = (q / 10 == v) & ~np.signbit(v) & (v < 1e14)
+    parts = np.divmod(np.where(plain, q, 0).astype(np.int64), 10)
+    whole, digit = (pa.array(part).cast(pa.string()) for part in parts)
+    text = _joined(whole, ".", digit)
+    other = ~plain & ~null
+    if other.any():
+        written = pa.array([repr(float(x)) for x in v[other]], pa.string())
+        text = pc.replace_with_mask(text, pa.array(other), written)
+    return pc.if_else(values.is_null(), pa.scalar(None, pa.string()), text)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from functools import reduce
 from itertools import accumulate
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,7 +56,7 @@ def bucket_starts(since: datetime, until: datetime, bucket: str) -> list[datetim
 def percentiles(histogram: Sequence[int], fractions: Sequence[float]) -> list[float | None]:
     """``percentile`` of each of ``fractions`` (each above 0) for one histogram."""
     columns = percentile_columns([pa.array([count], pa.int64()) for count in histogram], fractions)
-    return [values[0] for values in columns]
+    return [values[0].as_py() for values in columns]
 
 
 def percentile(histogram: Sequence[int], fraction: float) -> float | None:
@@ -67,11 +68,12 @@ def percentile(histogram: Sequence[int], fraction: float) -> float | None:
 
 def percentile_columns(
     histogram: Sequence[pa.Array | pa.ChunkedArray], fractions: Sequence[float]
-) -> list[list[float | None]]:
+) -> list[pa.Array]:
     """``percentile`` of each of ``fractions`` for many histograms at once: ``histogram``
-    holds one int64 column per bucket (a row per histogram), and each answer is one value
-    per row. Column-wise (Arrow), with the same float operations in the same order as the
-    formula for one row, then Python's ``round`` (so each value is what that formula gives)."""
+    holds one int64 column per bucket (a row per histogram), and each answer is one float64
+    column, a value per row. Column-wise (Arrow), with the same float operations in the same
+    order as the formula for one row, then ``tenths`` (Python's ``round``: so each value is
+    what that formula gives)."""
     running = list(accumulate(histogram, pc.add))
     total = pc.cast(running[-1], pa.float64())
     lows, highs = pa.array(_LOWS, pa.int64()), pa.array((*LATENCY_BOUNDS_MS, 0), pa.int64())
@@ -92,6 +94,20 @@ def percentile_columns(
         value = pc.if_else(
             pc.equal(index, len(LATENCY_BOUNDS_MS)), pc.cast(low, pa.float64()), value
         )
-        value = pc.if_else(pc.greater(total, 0), value, None)
-        out.append([None if v is None else round(v, 1) for v in value.to_pylist()])
+        out.append(tenths(pc.if_else(pc.greater(total, 0), value, None)))
     return out
+
+
+def tenths(values: pa.Array) -> pa.Array:
+    """Each float rounded to one decimal exactly as Python's ``round(v, 1)`` does, column-wise:
+    ``rint(10 v) / 10`` (both steps correctly rounded) where ``10 v`` is no nearer than 1e-5
+    to a half (its own rounding error is under 1e-6 below 1e9); elsewhere, and from 1e9 up,
+    by ``round`` itself."""
+    v = values.to_numpy(zero_copy_only=False)  # nulls as NaN
+    with np.errstate(invalid="ignore"):
+        scaled = v * 10
+        out = np.rint(scaled) / 10
+        doubtful = ~(np.abs(scaled - np.floor(scaled) - 0.5) >= 1e-5) | ~(np.abs(v) < 1e9)
+    for i in np.flatnonzero(doubtful & ~np.isnan(v)):
+        out[i] = round(float(v[i]), 1)
+    return pa.array(out, pa.float64(), mask=values.is_null().to_numpy(zero_copy_only=False))
