@@ -37,6 +37,7 @@ from itertools import accumulate
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spendgate.errors import DataError
 from spendgate.store.schema import ROLLUP_SPECS, SPECS
@@ -166,29 +167,52 @@ def read_snapshot(folder: Path) -> Snapshot | None:
             column: values["values"][i].values
             for i, column in enumerate(values["column"].to_pylist())
         }
-        return Snapshot(_slots(path, manifest), dictionaries, path)
+        for column, known in dictionaries.items():
+            if known.null_count or pc.count_distinct(known).as_py() != len(known):
+                raise DataError(f"{path}: the values of {column} repeat or are missing")
+        return Snapshot(_slots(path, manifest, dictionaries), dictionaries, path)
     except (OSError, pa.ArrowException, KeyError, IndexError, TypeError, ValueError) as exc:
         raise DataError(f"{path} could not be read: {exc}") from exc
 
 
-def _slots(path: Path, manifest: pa.Table) -> list[tuple[SlotKey, str, pa.Table]]:
-    readers: dict[int, pa.ipc.RecordBatchFileReader] = {}
+def _slots(
+    path: Path, manifest: pa.Table, dictionaries: dict[str, pa.Array]
+) -> list[tuple[SlotKey, str, pa.Table]]:
+    files: dict[int, tuple[pa.Schema, list[pa.RecordBatch]]] = {}
     slots = []
     for table, sheet, bucket, token, number, first, count in zip(
         *(manifest[name].to_pylist() for name in _MANIFEST.names), strict=True
     ):
         if table not in SPECS or not isinstance(token, str) or bucket is None:
             raise ValueError(f"a slot of {table!r} at {bucket} is not one of a rollup")
-        if number not in readers:
-            readers[number] = pa.ipc.open_file(_opened(path / f"slots-{number}.arrow"))
-        reader = readers[number]
-        if not 0 <= first <= first + count <= reader.num_record_batches:
+        if number not in files:
+            rows = _checked(path / f"slots-{number}.arrow", dictionaries)
+            files[number] = rows.schema, rows.to_batches()
+        schema, batches = files[number]
+        if not 0 <= first <= first + count <= len(batches):
             raise IndexError(f"slots-{number}.arrow has no batches {first}..{first + count}")
-        rows = pa.Table.from_batches(
-            [reader.get_batch(i) for i in range(first, first + count)], reader.schema
-        )
+        rows = pa.Table.from_batches(batches[first : first + count], schema)
         slots.append(((table, sheet, bucket), token, rows))
     return slots
+
+
+def _checked(path: Path, dictionaries: dict[str, pa.Array]) -> pa.Table:
+    """A slots file's rows, each batch in memory of its own, once its columns are checked
+    (all at once: a file holds hundreds of slots): all of integers; a coded column's codes
+    ``int32`` and within its dictionary."""
+    rows = _read_table(path)
+    for field in rows.schema:
+        if not pa.types.is_integer(field.type):
+            raise DataError(f"{path.name}: {field.name} is of {field.type}, not of integers")
+        known = dictionaries.get(field.name)
+        if known is None:
+            continue
+        bounds = pc.min_max(rows[field.name]).as_py()
+        if field.type != pa.int32() or (
+            bounds["min"] is not None and not 0 <= bounds["min"] <= bounds["max"] < len(known)
+        ):
+            raise DataError(f"{path.name}: a code of {field.name} is out of its values' range")
+    return rows
 
 
 def _read_table(path: Path) -> pa.Table:
