@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from test_rollup_cache import NOW, WIDE, check, late_events, stored_and_read
 from test_spend_windows import T0
@@ -154,11 +155,16 @@ def damage(snapshot: Path, how: str) -> None:
         rewritten = manifest.replace_schema_metadata(metadata)
         with pa.ipc.new_file(str(path), rewritten.schema) as sink:
             sink.write_table(rewritten)
-    elif how in ("codes out of range", "values repeated"):  # dictionaries not the slots'
+    elif how in ("codes out of range", "values repeated", "values dropped"):  # not the slots'
         path = snapshot / "values.arrow"
         values = pa.ipc.open_file(pa.OSFile(str(path), "r")).read_all()
+        if how == "values dropped":  # a coded column's dictionary is not there
+            values = values.filter(pc.not_equal(values["column"], "department"))
         lists = values["values"].to_pylist()
-        lists = [[] if how == "codes out of range" else [*v, *v] for v in lists]
+        if how == "codes out of range":
+            lists = [[] for _ in lists]
+        elif how == "values repeated":
+            lists = [[*v, *v] for v in lists]
         cut = values.set_column(1, "values", pa.array(lists, values.schema.field("values").type))
         with pa.ipc.new_file(str(path), cut.schema) as sink:
             sink.write_table(cut)
@@ -170,7 +176,8 @@ def test_a_snapshot_that_cannot_be_trusted_is_ignored(
     with stored_and_read(db_url, store) as (reader, made):
         saved = warmed_and_saved(reader, tmp_path / "saved")
     caplog.set_level(logging.INFO, logger="spendgate.store.rollup_cache")
-    for how in ("truncated", "missing", "another version", "codes out of range", "values repeated"):
+    hows = ("truncated", "missing", "another version", "codes out of range", "values repeated")
+    for how in (*hows, "values dropped"):
         folder = tmp_path / how
         damage(Path(shutil.copytree(saved, folder / saved.name)), how)
         caplog.clear()

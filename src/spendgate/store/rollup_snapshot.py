@@ -40,11 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spendgate.errors import DataError
-from spendgate.store.schema import ROLLUP_SPECS, SPECS
+from spendgate.store.schema import ID_MEASURES, ROLLUP_MEASURES, ROLLUP_SPECS, SPECS
 
 _FORMAT = b"1"
 _LAYOUT = hashlib.sha256(repr(ROLLUP_SPECS).encode()).hexdigest()[:16].encode()
 _PREFIX = "gen-"
+_MEASURES = frozenset((*ROLLUP_MEASURES, *ID_MEASURES))  # every other column is coded
 _MANIFEST = pa.schema(
     [
         ("table", pa.string()),
@@ -198,15 +199,17 @@ def _slots(
 
 def _checked(path: Path, dictionaries: dict[str, pa.Array]) -> pa.Table:
     """A slots file's rows, each batch in memory of its own, once its columns are checked
-    (all at once: a file holds hundreds of slots): all of integers; a coded column's codes
-    ``int32`` and within its dictionary."""
+    (all at once: a file holds hundreds of slots): all of integers; a coded column's (any but
+    a measure's) codes ``int32`` and within its dictionary."""
     rows = _read_table(path)
     for field in rows.schema:
         if not pa.types.is_integer(field.type):
             raise DataError(f"{path.name}: {field.name} is of {field.type}, not of integers")
+        if field.name in _MEASURES:
+            continue
         known = dictionaries.get(field.name)
         if known is None:
-            continue
+            raise DataError(f"{path.name}: no values for the codes of {field.name}")
         bounds = pc.min_max(rows[field.name]).as_py()
         if field.type != pa.int32() or (
             bounds["min"] is not None and not 0 <= bounds["min"] <= bounds["max"] < len(known)
