@@ -18,7 +18,7 @@ import pytest
 from spendgate.analytics.answer import _floats, answer_json, answer_rows, answer_table
 from spendgate.analytics.measures import tenths
 from spendgate.analytics.query import ORDERS, SpendQuery, SpendRow, row_to_dict
-from spendgate.store.rollup_cache import sums_schema
+from spendgate.store.slot_sums import sums_schema
 from spendgate.store.spend import DISTINCT_MEASURES, ROLLUP_MEASURES
 
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)

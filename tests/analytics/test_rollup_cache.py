@@ -25,9 +25,10 @@ from spendgate.analytics import SpendQuery, rehearse
 from spendgate.events import Event
 from spendgate.store import Store, open_store, spend, spend_ids
 from spendgate.store.engine import BEGIN_MODE
-from spendgate.store.rollup_cache import EAGER_SLOTS, _in_halves, _narrowed, sum_by
+from spendgate.store.rollup_cache import EAGER_SLOTS
 from spendgate.store.rollups import PAIRS, rebuild
 from spendgate.store.schema import rollup_tables
+from spendgate.store.slot_sums import in_halves, narrowed, sum_by
 
 from helpers import marked_slots
 
@@ -278,10 +279,10 @@ def test_a_measure_column_is_narrowed_to_the_type_that_holds_it(
     values: list[int | None], narrow: pa.DataType
 ) -> None:
     column = pa.chunked_array([pa.array(values, pa.int64())])
-    kept = _narrowed(column)
+    kept = narrowed(column)
     assert kept.type == narrow
     assert kept.to_pylist() == values
-    wide = _narrowed(column, least=1)  # not int16 (tokens, money)
+    wide = narrowed(column, least=1)  # not int16 (tokens, money)
     assert wide.type == (pa.int32() if narrow == pa.int16() else narrow)
     assert wide.to_pylist() == values
 
@@ -302,7 +303,7 @@ def test_rows_summed_in_halves_as_in_one(slots: int) -> None:
     )
     keys, measures = ["department", "slot"], ["requests", "cost_micro"]
     order = [("slot", "ascending"), ("department", "ascending")]
-    halves = _in_halves(table, keys, measures).sort_by(order)
+    halves = in_halves(table, keys, measures).sort_by(order)
     assert halves.equals(sum_by(table, keys, measures).sort_by(order))
     pairs = zip(table["department"].to_pylist(), table["slot"].to_pylist(), strict=True)
     assert halves.num_rows == len(set(pairs))

@@ -21,7 +21,7 @@ from spendgate.analytics.measures import (
     percentiles,
 )
 from spendgate.events import Event
-from spendgate.store import Store, open_store, rollup_cache
+from spendgate.store import Store, open_store, slot_sums
 from spendgate.store.engine import BEGIN_MODE
 from spendgate.store.rollup_cache import DEFAULT_BYTES
 from spendgate.store.rollups import PAIRS, RollupWriter, sealed_until
@@ -160,7 +160,7 @@ def test_slots_summed_one_by_one_match_sums_of_the_events(
 ) -> None:
     """The cache sums big slots one by one (a month of id rollup slots); every slot is
     summed so here, small as they are."""
-    monkeypatch.setattr(rollup_cache, "_BIG_SLOT_ROWS", 0)
+    monkeypatch.setattr(slot_sums, "_BIG_SLOT_ROWS", 0)
     check_windows(store, db_url, folded=True, cache_bytes=DEFAULT_BYTES)
 
 

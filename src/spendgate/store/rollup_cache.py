@@ -31,7 +31,13 @@ as the narrowest of ``int16``, ``int32`` and ``int64`` that holds a slot's value
 recently used slots are dropped past ``max_bytes``. A part's sums are kept for a repeated
 question (the same slots with the same tokens), with what a query derives from them
 (``derive``: ``store.spend`` keeps its counts of the days' ids there); so are other sums keyed
-by what they depend on (``kept``: ``store.spend``'s raw edges).
+by what they depend on (``kept``: ``store.spend``'s raw edges). The copies are saved at
+shutdown and read back at the next start (``save``, ``restore``).
+
+This module holds the state and the threads; the rest is in its parts: ``slot_plan`` (which
+slots are held and warmed), ``slot_sums`` (summing them, in Arrow), ``value_codes`` (the
+codes), ``kept_sums`` (sums kept for a repeated question), ``rollup_slots`` (reading them from
+the database) and ``rollup_snapshot`` (on disk).
 """
 
 from __future__ import annotations
@@ -39,34 +45,27 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
-from itertools import accumulate
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from spendgate.errors import DataError
+from spendgate.store.kept_sums import KeptSums
 from spendgate.store.rollup_slots import PROJECTED, load_slot, slot_marks
 from spendgate.store.rollup_snapshot import read_snapshot, write_snapshot
-from spendgate.store.schema import (
-    ID_FIELDS,
-    LATENCY_BUCKETS,
-    ROLLUP_DIMENSIONS,
-    ROLLUP_SPECS,
-    SPECS,
-    RollupSpec,
-)
-from spendgate.store.types import floor_time
+from spendgate.store.schema import SPECS
+from spendgate.store.slot_plan import HOURS, MAX_SPAN, SlotRange, projects, warm_requests
+from spendgate.store.slot_sums import measures_narrowed, sum_by, summed, sums_schema
+from spendgate.store.value_codes import ValueCodes, recoded
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -75,60 +74,11 @@ _Span = tuple[datetime, datetime]
 DEFAULT_BYTES = 1536 << 20
 # Slots a query loads itself; with more to load, SQL answers it and the worker loads them.
 EAGER_SLOTS = 4
-# The longest part the cache answers, by rollup (longer ones go to SQL): every slot of it is
-# held at once. An hourly facet slot is small (one field's values in an hour), so a month of
-# them is held. The other hourly rollups' slots hold every combination of their fields: a part
-# of up to ``_HOURS`` is summed from them whole; a longer part from their projections
-# (``_projects``), which are small too, or from the whole slots while those are held and the
-# projections not yet (``_projection``). The id rollups' hourly slots are never projected.
-_DAYS = timedelta(days=92)  # of a daily rollup (and the most days warming loads)
-_SERIES_HOURS = timedelta(days=32)  # of the hourly facet rollup, and of projections
-_HOURS = timedelta(hours=72)  # of whole hourly slots summed as such (warming loads these hours)
-
-
-def _projects(spec: RollupSpec) -> bool:
-    """Whether a long part of this rollup is answered from projected slots: its slot's rows,
-    summed by the fields a question names (an hourly rollup keyed by its dimensions)."""
-    return spec.grain == "hour" and not (spec.facets or spec.pairs or spec.ids)
-
-
-def _max_span(spec: RollupSpec) -> timedelta:
-    if spec.grain == "day":
-        return _DAYS
-    return _SERIES_HOURS if spec.facets or _projects(spec) else _HOURS
-
-
-MAX_SPAN = {spec.name: _max_span(spec) for spec in ROLLUP_SPECS}
 # Warming stops once the copies take this share of the cache (the rest is for what is asked).
 WARM_SHARE = 0.75
 # A part's sums are kept for a repeated question (the same slots with the same tokens, asked
 # the same way), within this share of ``max_bytes``.
 _SUMS_SHARE = 0.125
-# The integer types a slot's measure columns are narrowed to (``_narrowed``), with the bound
-# of each. Slots of different types are cast to one when summed together (~30 ms more over a
-# month of hourly slots), so a column should rarely switch types from slot to slot: calls are
-# counted in ``int16`` (not ``int8``), tokens, money and milliseconds in ``int32`` at least.
-_NARROW = ((pa.int16(), 1 << 15), (pa.int32(), 1 << 31))
-_COUNTS = frozenset(("requests", "errors", "unpriced", "latency_count", *LATENCY_BUCKETS))
-# Slots averaging fewer rows than this are summed as one chunk (copied together first).
-_SMALL_SLOT_ROWS = 2000
-# More rows than this (of slots not that big) are grouped in two halves at once.
-_HALVED_ROWS = 400_000
-# Slots averaging more rows than this are grouped one by one (``_slot_by_slot``).
-_BIG_SLOT_ROWS = 20_000
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    """Slots for the worker to load: those of ``table`` in ``[start, end)`` (of a facet or
-    pair rollup: of dimension ``sheet``). A ``warm`` request (``RollupCache.warm``) is loaded
-    only while the copies take under ``WARM_SHARE`` of the cache."""
-
-    table: str
-    sheet: str
-    start: datetime
-    end: datetime
-    warm: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,20 +111,16 @@ class RollupCache:
     def __init__(self, max_bytes: int = DEFAULT_BYTES, *, engine: Engine | None = None) -> None:
         self._max_bytes = max_bytes
         self._engine = engine
-        self._queue: queue.Queue[_Request | Callable[[], object] | None] = queue.Queue()
-        self._waiting: set[_Request] = set()
+        self._queue: queue.Queue[SlotRange | Callable[[], object] | None] = queue.Queue()
+        self._waiting: set[SlotRange] = set()
         self._worker: threading.Thread | None = None
         self._stopping = False
         self._summer: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._slots: OrderedDict[tuple[str, str, datetime], _Slot] = OrderedDict()
         self._bytes = 0
-        self._sums: OrderedDict[tuple[Any, ...], pa.Table] = OrderedDict()  # by question
-        self._sums_bytes = 0
-        self._derived: dict[int, dict[Hashable, Any]] = {}  # by id() of a kept sums table
-        self._codes: defaultdict[str, dict[str, int]] = defaultdict(dict)  # by column
-        self._values: defaultdict[str, list[str]] = defaultdict(list)
-        self._decoders: dict[str, pa.Array] = {}  # by column: its values as an Arrow array
+        self._kept = KeptSums(max_bytes * _SUMS_SHARE)  # by question
+        self._codes = ValueCodes()  # key values as int32 codes (the caller holds the lock)
         self.stats = CacheStats()
 
     @property
@@ -200,9 +146,7 @@ class RollupCache:
         with self._lock:
             self._slots.clear()
             self._bytes = 0
-            self._sums.clear()
-            self._sums_bytes = 0
-            self._derived.clear()
+            self._kept.clear()
 
     def wait(self) -> None:
         """Until the worker has loaded everything asked of it so far."""
@@ -242,7 +186,7 @@ class RollupCache:
         ``[start, end)`` (of a facet or pair rollup: those whose ``dimension`` is
         ``dimension``) matching every ``filters`` equality (column, value), read in
         ``connection``'s snapshot, as a table laid out by ``sums_schema``. Over more than
-        ``_HOURS`` of a rollup that ``_projects``, each slot is held as its rows summed by
+        ``HOURS`` of a rollup that ``projects``, each slot is held as its rows summed by
         the ``group_by`` and ``filters`` columns (a sheet per set of columns). Groups with no rows
         are not in it. ``None``: too many slots are not in memory yet (the worker loads
         them): sum this part in SQL. The ``coded`` columns of ``group_by`` are returned as the
@@ -253,7 +197,7 @@ class RollupCache:
         so the caller can meanwhile run its SQL parts on the connection."""
         marks = slot_marks(connection, table, start, end, grain)
         sheet, project = dimension or "", None
-        if _projects(SPECS[table]) and end - start > _HOURS:
+        if projects(SPECS[table]) and end - start > HOURS:
             fields = {*group_by, *(column for column, _ in filters)}
             projected = PROJECTED + ",".join(sorted(fields))
             sheet, project = self._projection(table, projected, marks, (start, end))
@@ -268,7 +212,7 @@ class RollupCache:
                 self._later(project)
             return done
         if self._engine is not None and self._cold(table, sheet, marks) > EAGER_SLOTS:
-            self._later(_Request(table, sheet, start, end))
+            self._later(SlotRange(table, sheet, start, end))
             return None
         loaded = [
             (self._get(connection, (table, sheet, bucket), token), slot)
@@ -279,15 +223,15 @@ class RollupCache:
             if column in coded:
                 schema = schema.set(index, pa.field(column, pa.int32()))
         with self._lock:  # other threads may be adding values
-            codes = {column: self._codes[column].get(value) for column, value in filters}
-            values = [None if c in coded else self._decoder(c) for c in group_by]
+            codes = {column: self._codes.code_of(column, value) for column, value in filters}
+            values = [None if c in coded else self._codes.decoder(c) for c in group_by]
             summing = partial(self._kept_sums, asked, project, loaded, codes, values, schema, rows)
             return self._helpers().submit(summing)
 
     def _projection(
         self, table: str, sheet: str, marks: list[tuple[datetime, str, Any]], span: _Span
-    ) -> tuple[str, _Request | None]:
-        """The sheet to sum a long part of a rollup that ``_projects`` from: the projected
+    ) -> tuple[str, SlotRange | None]:
+        """The sheet to sum a long part of a rollup that ``projects`` from: the projected
         ``sheet``; or, while most of its slots are not in memory but the whole slots are
         (warming loads a month of them), the whole slots, with what the worker is to load
         once they are summed: their projections (made in memory, ``_get``), for the next
@@ -296,13 +240,13 @@ class RollupCache:
             return sheet, None
         if self._cold(table, "", marks) > EAGER_SLOTS:
             return sheet, None
-        return "", _Request(table, sheet, *span)
+        return "", SlotRange(table, sheet, *span)
 
-    def _kept_sums(self, asked: tuple[Any, ...], then: _Request | None, *args: Any) -> pa.Table:
-        """``_summed(*args)``, kept for ``asked`` before the future has it (so what ``derive``
+    def _kept_sums(self, asked: tuple[Any, ...], then: SlotRange | None, *args: Any) -> pa.Table:
+        """``summed(*args)``, kept for ``asked`` before the future has it (so what ``derive``
         makes of it is kept too: a done-callback could run after a waiter woke); then the
         worker is asked to load ``then`` (not sooner: loading meanwhile slows the sums)."""
-        table = _summed(*args)
+        table = summed(*args)
         self._store(asked, table)
         if then is not None:
             self._later(then)
@@ -322,26 +266,16 @@ class RollupCache:
         """The sums kept for ``asked`` (counted as reused, and ``hits`` slots as hits), or
         ``None``."""
         with self._lock:
-            table = self._sums.get(asked)
+            table = self._kept.get(asked)
             if table is not None:
-                self._sums.move_to_end(asked)
                 self.stats.hits += hits
                 self.stats.reused += 1
         return table
 
     def _store(self, asked: tuple[Any, ...], table: pa.Table) -> None:
         """Keep a part's sums for the same question (least recently asked dropped first)."""
-        limit = self._max_bytes * _SUMS_SHARE
         with self._lock:
-            if asked in self._sums or table.nbytes > limit or limit <= 0:
-                return
-            self._sums[asked] = table
-            self._sums_bytes += table.nbytes
-            self._derived[id(table)] = {}
-            while self._sums_bytes > limit:
-                _, dropped = self._sums.popitem(last=False)
-                self._sums_bytes -= dropped.nbytes
-                del self._derived[id(dropped)]
+            self._kept.put(asked, table)
 
     def derive(
         self, future: Future[pa.Table], key: Hashable, make: Callable[[pa.Table], _T]
@@ -352,13 +286,13 @@ class RollupCache:
 
         def run() -> _T:
             table = future.result()
-            with self._lock:  # an entry lives while its table is kept: the id is not reused
-                values = self._derived.get(id(table))
+            with self._lock:
+                values = self._kept.derived(table)
                 if values is not None and key in values:
                     return values[key]  # type: ignore[no-any-return]
             value = make(table)
             with self._lock:
-                values = self._derived.get(id(table))
+                values = self._kept.derived(table)
                 if values is not None:
                     values[key] = value
             return value
@@ -372,42 +306,18 @@ class RollupCache:
             self._summer = ThreadPoolExecutor(2, thread_name_prefix="spendgate-rollup-sum")
         return self._summer
 
-    def _decoder(self, column: str) -> pa.Array:
-        """The values of ``column`` so far, by code, as an Arrow array: extended as the
-        dictionary grows, never copied per question (the caller holds the lock)."""
-        known = self._values[column]
-        array = self._decoders.get(column)
-        if array is None or len(array) < len(known):
-            start = 0 if array is None else len(array)
-            tail = pa.array(known[start:], pa.string())
-            array = tail if array is None else pa.concat_arrays([array, tail])
-            self._decoders[column] = array
-        return array
-
     def encode(self, column: str, values: pa.Array) -> pa.Array:
         """``values`` of ``column`` (strings) as the ``int32`` codes ``group`` returns for a
         ``coded`` column (new values get new codes)."""
         with self._lock:
-            return self._coded(column, values)
+            return self._codes.coded(column, values)
 
     def decode(self, column: str, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The values of ``column`` that ``codes`` (``encode``'s, or a ``coded`` column's)
         stand for."""
         with self._lock:
-            decoder = self._decoder(column)
+            decoder = self._codes.decoder(column)
         return decoder.take(codes)
-
-    def _coded(self, column: str, values: pa.Array) -> pa.Array:
-        """``encode``, the caller holding the lock."""
-        encoded = values.dictionary_encode()
-        known, names = self._codes[column], self._values[column]
-        remap = []
-        for value in encoded.dictionary.to_pylist():
-            if value not in known:
-                known[value] = len(names)
-                names.append(value)
-            remap.append(known[value])
-        return pa.array(remap, pa.int32()).take(encoded.indices)
 
     def _cold(self, table: str, sheet: str, marks: list[tuple[datetime, str, Any]]) -> int:
         """How many of the slots ``marks`` names are not in memory as they are now."""
@@ -416,35 +326,16 @@ class RollupCache:
         return sum(slot is None or slot.token != token for slot, token in held)
 
     def warm(self, now: datetime, days: int, then: Callable[[], object] | None = None) -> None:
-        """Ask the worker to load the recent slots of every rollup, of each dimension or pair
-        of a facet or pair rollup, so that questions over the last ``days`` days are answered
-        from memory: the last ``days`` + 1 days of a daily rollup (up to ``MAX_SPAN``); of an
-        hourly one, the last 72 hours and the two days around that start (the edges of a
-        window of ``days`` or ``days`` + 1 days ending now). Smallest rollups first; then, for
-        hourly series, every hour of those days (up to ``MAX_SPAN``) of each field of the
-        hourly facet rollup, then whole of the rollups that ``_projects`` (a series by fields
-        not asked before is summed from them while their projections are made); while the
-        copies take under ``WARM_SHARE`` of ``max_bytes``. Returns at once; until a slot is
-        loaded, questions that need it are answered as without it. The worker calls
-        ``then()`` once it has loaded all that (the gateway: ``analytics.rehearse``)."""
+        """Ask the worker to load the recent slots of every rollup, so that questions over
+        the last ``days`` days are answered from memory (``slot_plan.warm_requests``: which,
+        in which order; a series by fields not asked before is summed from the whole hourly
+        slots while their projections are made), while the copies take under ``WARM_SHARE``
+        of ``max_bytes``. Returns at once; until a slot is loaded, questions that need it are
+        answered as without it. The worker calls ``then()`` once it has loaded all that (the
+        gateway: ``analytics.rehearse``)."""
         if self._engine is None or self._max_bytes <= 0 or days <= 0:
             return
-        series: list[_Request] = []
-        for spec in sorted(ROLLUP_SPECS, key=_warm_order):
-            step = timedelta(hours=1) if spec.grain == "hour" else timedelta(days=1)
-            end = floor_time(now, step) + step
-            start = end - min(timedelta(days=days + 1), _DAYS)
-            if spec.grain == "hour":  # the last hours, and the hours around that start
-                ranges = [(end - _HOURS, end), (start, start + timedelta(days=2))]
-            else:
-                ranges = [(start, end)]
-            for sheet in _sheets(spec):
-                for low, high in ranges:
-                    self._later(_Request(spec.name, sheet, low, high, warm=True))
-                if spec.grain == "hour" and (spec.facets or _projects(spec)):
-                    low = max(start, end - _SERIES_HOURS)
-                    series.append(_Request(spec.name, sheet, low, end, warm=True))
-        for request in series:
+        for request in warm_requests(now, days):
             self._later(request)
         if then is not None:
             self._put(then)
@@ -456,7 +347,7 @@ class RollupCache:
         written."""
         with self._lock:
             slots = [(key, slot.token, slot.table) for key, slot in self._slots.items()]
-            values = {column: self._decoder(column) for column in self._values}
+            values = self._codes.dictionaries()
         return write_snapshot(folder, slots, values) if slots else None
 
     def restore(self, folder: Path) -> None:
@@ -481,9 +372,9 @@ class RollupCache:
                     break
                 kept.append((key, token, rows))
             with self._lock:  # codes, once given, never change: recoding needs no lock
-                remaps = {c: self._merged(c, v) for c, v in snapshot.values.items()}
+                remaps = {c: self._codes.merged(c, v) for c, v in snapshot.values.items()}
             if any(remap is not None for remap in remaps.values()):
-                kept = [(key, token, _recoded(rows, remaps)) for key, token, rows in kept]
+                kept = [(key, token, recoded(rows, remaps)) for key, token, rows in kept]
             slots = [(key, _Slot.of(token, rows)) for key, token, rows in kept]
         except (DataError, OSError, pa.ArrowException) as exc:
             log.warning("rollup cache: could not read the snapshot in %s: %s", folder, exc)
@@ -498,18 +389,7 @@ class RollupCache:
             self._drop_past_max()
         log.info("rollup cache: %d slots read back from %s", len(slots), snapshot.path)
 
-    def _merged(self, column: str, values: pa.Array) -> pa.Array | None:
-        """A snapshot's dictionary of ``column`` (distinct values) merged into the cache's:
-        the codes its codes become (``None``: the same; the caller holds the lock)."""
-        names = self._values[column]
-        if not names:
-            names.extend(values.to_pylist())
-            self._codes[column].update(zip(names, range(len(names)), strict=True))
-            return None
-        remap = self._coded(column, values)
-        return None if remap.equals(pa.array(np.arange(len(remap), dtype=np.int32))) else remap
-
-    def _later(self, request: _Request) -> None:
+    def _later(self, request: SlotRange) -> None:
         """Ask the worker to load the slots ``request`` names."""
         with self._lock:
             if request in self._waiting:
@@ -517,7 +397,7 @@ class RollupCache:
             self._waiting.add(request)
         self._put(request)
 
-    def _put(self, work: _Request | Callable[[], object]) -> None:
+    def _put(self, work: SlotRange | Callable[[], object]) -> None:
         """Queue ``work`` for the worker, started if it is not running."""
         with self._lock:
             if self._worker is None:
@@ -529,7 +409,7 @@ class RollupCache:
 
     def _work(self) -> None:
         while (request := self._queue.get()) is not None:
-            if not isinstance(request, _Request):
+            if not isinstance(request, SlotRange):
                 self._call(request)
                 continue
             try:
@@ -555,7 +435,7 @@ class RollupCache:
         finally:
             self._queue.task_done()
 
-    def _load_range(self, request: _Request) -> None:
+    def _load_range(self, request: SlotRange) -> None:
         """Load every slot ``request`` names that is not in memory, with the tokens of the
         same snapshot."""
         assert self._engine is not None
@@ -576,9 +456,9 @@ class RollupCache:
         rows = self._from_whole(key, token)
         if rows is None:
             rows = load_slot(connection, *key)
-        rows = _measures_narrowed(rows)
+        rows = measures_narrowed(rows)
         with self._lock:
-            loaded = self._encoded(rows)
+            loaded = self._codes.encoded(rows)
             old = self._slots.pop(key, None)
             if old is not None:
                 self._bytes -= old.size
@@ -606,222 +486,3 @@ class RollupCache:
             return None
         fields = [name for name in sheet.removeprefix(PROJECTED).split(",") if name]
         return sum_by(whole.table, fields, SPECS[table].measures)
-
-    def _encoded(self, rows: pa.Table) -> pa.Table:
-        """A slot's rows with key values as codes of the cache's dictionaries (the caller
-        holds the lock: the dictionaries grow here)."""
-        for index, field in enumerate(rows.schema):
-            if pa.types.is_string(field.type):
-                coded = self._coded(field.name, rows[index].combine_chunks())
-                rows = rows.set_column(index, field.name, coded)
-        return rows.combine_chunks()
-
-
-def _recoded(rows: pa.Table, remaps: dict[str, pa.Array | None]) -> pa.Table:
-    """A snapshot's slot with its coded columns' codes made the cache's (``remaps``: by
-    column, the codes they become; ``None`` where the same)."""
-    for index, name in enumerate(rows.column_names):
-        remap = remaps.get(name)
-        if remap is not None:
-            rows = rows.set_column(index, name, remap.take(rows[index]))
-    return rows.combine_chunks()
-
-
-def _measures_narrowed(rows: pa.Table) -> pa.Table:
-    """A slot's rows with each ``int64`` column (its measures) ``_narrowed``: calls counted
-    down to ``int16``, the others down to ``int32``."""
-    for index, field in enumerate(rows.schema):
-        if field.type == pa.int64():
-            least = 0 if field.name in _COUNTS else 1
-            rows = rows.set_column(index, field.name, _narrowed(rows[index], least))
-    return rows
-
-
-def _narrowed(column: pa.ChunkedArray, least: int = 0) -> pa.ChunkedArray:
-    """An ``int64`` measure column as the narrowest of ``_NARROW[least:]`` that holds its
-    values: a month of ``spend_hourly`` takes half the memory. Sums come out as ``int64`` all
-    the same (Arrow sums signed integers into ``int64``)."""
-    low, high = pc.min_max(column).as_py().values()
-    if low is None:  # no values
-        return column
-    for type_, limit in _NARROW[least:]:
-        if -limit <= low and high < limit:
-            return column.cast(type_)
-    return column
-
-
-def _sheets(spec: RollupSpec) -> list[str]:
-    """The dimensions a rollup's slots are split by (``''``: one, unsplit)."""
-    if spec.ids:
-        return list(ID_FIELDS)
-    if spec.facets:
-        return list(spec.dimensions)
-    if spec.pairs:
-        return [f"{first},{second}" for first, second in spec.pairs]
-    return [""]
-
-
-def _warm_order(spec: RollupSpec) -> tuple[int, int]:
-    """Facet rollups first, then the others, the full rollups (every dimension) and then the
-    id rollups last; daily before hourly."""
-    full = not spec.facets and not spec.pairs and len(spec.dimensions) == len(ROLLUP_DIMENSIONS)
-    size = 0 if spec.facets else 3 if spec.ids else 2 if full else 1
-    return size, spec.grain == "hour"
-
-
-def sums_schema(keys: Sequence[str], slotted: bool, measures: Sequence[str]) -> pa.Schema:
-    """The layout of spend sums: a string column per key, a ``slot`` column (the grain slot's
-    UTC start) when ``slotted``, then an int64 column per measure."""
-    return pa.schema(
-        [
-            *((key, pa.string()) for key in keys),
-            *([("slot", pa.timestamp("us", tz="UTC"))] if slotted else []),
-            *((measure, pa.int64()) for measure in measures),
-        ]
-    )
-
-
-def negated(table: pa.Table, measures: Sequence[str]) -> pa.Table:
-    """``table`` with its ``measures`` columns negated (sums taken away instead of added)."""
-    for name in measures:
-        index = table.schema.get_field_index(name)
-        table = table.set_column(index, table.field(index), pc.negate(table[index]))
-    return table
-
-
-def sum_by(table: pa.Table, keys: Sequence[str], measures: Sequence[str]) -> pa.Table:
-    """The sums of ``measures`` per distinct values of ``keys`` in ``table``: the ``keys``
-    columns, then one column per measure (without keys: one row of sums)."""
-    if not keys:
-        sums = [pa.array([pc.sum(table[m]).as_py() or 0], pa.int64()) for m in measures]
-        return pa.table(sums, names=list(measures))
-    grouped = table.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in measures])
-    return grouped.select([*keys, *(f"{m}_sum" for m in measures)]).rename_columns(
-        [*keys, *measures]
-    )
-
-
-def _summed(
-    loaded: list[tuple[pa.Table, datetime | None]],
-    codes: dict[str, int | None],
-    values: list[pa.Array | None],
-    schema: pa.Schema,
-    rows_only: bool = False,
-) -> pa.Table:
-    """``RollupCache.group``'s sums of the ``loaded`` slots, laid out by ``schema`` (its
-    first ``len(values)`` columns are the keys): the rows matching ``codes`` (a code of
-    ``None``, a value no slot holds, matches none), grouped by the keys (decoded with
-    ``values``, each key's values by code; ``None``: left as codes) and the slot; with
-    ``rows_only``, those rows not grouped."""
-    slotted = "slot" in schema.names
-    group_by = schema.names[: len(values)]
-    measures = schema.names[len(values) + slotted :]
-    if any(code is None for code in codes.values()):
-        return schema.empty_table()
-    rows, slots = _selected(loaded, codes, [*group_by, *measures], slotted=slotted)
-    if rows is None:
-        return schema.empty_table()
-    keys = [*group_by, *(["slot"] if slotted else [])]
-    if rows_only:
-        sums = rows.select([*keys, *measures])
-    elif slotted:
-        sums = _slot_by_slot(rows, group_by, measures, len(slots))
-    else:
-        sums = sum_by(rows, keys, measures)
-    columns = [
-        sums[field] if known is None else known.take(sums[field])
-        for field, known in zip(group_by, values, strict=True)
-    ]
-    if slotted:
-        columns.append(pa.array(slots, schema.field("slot").type).take(sums["slot"]))
-    found = sums.columns[len(keys) :]  # rows' measures are narrowed in the slots: as int64
-    return pa.table([*columns, *(column.cast(pa.int64()) for column in found)], schema=schema)
-
-
-def _slot_by_slot(
-    rows: pa.Table, group_by: list[str], measures: Sequence[str], slots: int
-) -> pa.Table:
-    """``sum_by`` of ``rows`` (ordered by ``slot``, of ``slots`` slots) per ``group_by`` and
-    slot; when the slots are big, each slot's rows grouped alone: no key spans two slots, and
-    a hash table of one slot's keys stays in the CPU's caches, which one of a month's does not
-    (a month of the full daily rollup's slots holds 650,000 keys)."""
-    if rows.num_rows < _BIG_SLOT_ROWS * slots:
-        if rows.num_rows > _HALVED_ROWS:
-            return _in_halves(rows, [*group_by, "slot"], measures)
-        return sum_by(rows, [*group_by, "slot"], measures)
-    runs = slot_runs(rows)
-    sums = []
-    for run, slot in runs:
-        one = sum_by(run, group_by, measures)
-        sums.append(one.add_column(len(group_by), "slot", pa.repeat(slot, one.num_rows)))
-    return pa.concat_tables(sums)
-
-
-def _in_halves(rows: pa.Table, keys: list[str], measures: Sequence[str]) -> pa.Table:
-    """``sum_by`` of ``rows`` (ordered by ``slot``, one of ``keys``) cut at a slot's start
-    near the middle, the halves summed at once by this thread and another (Arrow does not
-    hold the GIL): no key is in both. A month of ``spend_hourly`` (1.7 M rows) by two fields
-    took 185-276 ms in one, 114-147 in halves."""
-    slots = rows["slot"].combine_chunks().to_numpy()
-    middle = int(np.searchsorted(slots, slots[len(slots) // 2]))
-    if not middle:
-        return sum_by(rows, keys, measures)
-    with ThreadPoolExecutor(1, thread_name_prefix="spendgate-rollup-half") as other:
-        later = other.submit(sum_by, rows.slice(middle), keys, measures)
-        first = sum_by(rows.slice(0, middle), keys, measures)
-        return pa.concat_tables([first, later.result()])
-
-
-def slot_runs(rows: pa.Table) -> list[tuple[pa.Table, pa.Scalar]]:
-    """``rows`` (ordered by their ``slot`` column) cut into each slot's rows, with the slot."""
-    runs = pc.run_end_encode(rows["slot"]).combine_chunks()
-    ends = runs.run_ends.to_pylist()
-    starts = [0, *ends][:-1]
-    return [
-        (rows.slice(start, end - start), slot)
-        for start, end, slot in zip(starts, ends, runs.values, strict=True)
-    ]
-
-
-def _selected(
-    loaded: list[tuple[pa.Table, datetime | None]],
-    codes: dict[str, int | None],
-    columns: list[str],
-    *,
-    slotted: bool,
-) -> tuple[pa.Table | None, list[datetime | None]]:
-    """The ``columns`` of the slots' rows whose dimensions have ``codes``, as one table
-    (``None``: no such rows), and (``slotted``) a ``slot`` column: the index of the slot's grain
-    start in the list returned with it. Done once over all the slots, not slot by slot (a
-    month of hourly slots is 720 of them); many small slots are made one chunk, as Arrow's
-    group-by pays per chunk."""
-    kept = [(table, slot) for table, slot in loaded if table.num_rows]
-    if not kept:
-        return None, []
-    tables = [table for table, _ in kept]
-    same = all(table.schema == tables[0].schema for table in tables)  # measures are narrowed
-    promote = "none" if same else "permissive"  # slot by slot: cast to one type if they differ
-    whole = pa.concat_tables(tables, promote_options=promote).select(
-        [*columns, *(field for field in codes if field not in columns)]
-    )
-    slots: list[datetime | None] = []
-    if slotted:
-        indexes = []
-        for _, slot in kept:
-            if not slots or slots[-1] != slot:
-                slots.append(slot)
-            indexes.append(len(slots) - 1)
-        ends = pa.array(list(accumulate(table.num_rows for table, _ in kept)), pa.int32())
-        runs = pa.RunEndEncodedArray.from_arrays(ends, pa.array(indexes, pa.int32()))
-        whole = whole.append_column("slot", pc.run_end_decode(runs))
-    mask = None
-    for field, code in codes.items():
-        match = pc.equal(whole[field], code)
-        mask = match if mask is None else pc.and_(mask, match)
-    if mask is not None:
-        whole = whole.filter(mask)
-    if not whole.num_rows:
-        return None, []
-    if whole.num_rows < _SMALL_SLOT_ROWS * len(kept):
-        whole = whole.combine_chunks()
-    return whole.select([*columns, *(["slot"] if slotted else [])]), slots

@@ -55,7 +55,7 @@ from sqlalchemy import (
     select,
 )
 
-from spendgate.store.rollup_cache import RollupCache, negated, sum_by, sums_schema
+from spendgate.store.rollup_cache import RollupCache
 from spendgate.store.rollup_slots import fetched
 from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
@@ -72,6 +72,7 @@ from spendgate.store.schema import (
     spend_marks,
     spend_pending,
 )
+from spendgate.store.slot_sums import negated, sum_by, sums_schema
 from spendgate.store.spend_ids import coded, count, distinct, id_measures, split
 from spendgate.store.types import UTCDateTime, floor_time
 
@@ -189,7 +190,7 @@ def sum_spend(
     cache: RollupCache | None = None,
 ) -> pa.Table:
     """Additive spend sums per group and ``grain`` slot over ``[since, until)``: a table laid
-    out by ``rollup_cache.sums_schema`` (a string column per ``group_by`` field, null for a
+    out by ``slot_sums.sums_schema`` (a string column per ``group_by`` field, null for a
     missing value; ``slot``, the slot's UTC start, with a grain; an int64 column per measure:
     every ``ROLLUP_MEASURES`` name, or ``ADDITIVE_WITHOUT_LATENCY`` with ``latency=False``,
     then ``DISTINCT_MEASURES`` with ``distinct``), one row per group and slot in no particular

@@ -31,8 +31,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spendgate.store.rollup_cache import RollupCache, negated, slot_runs, sum_by, sums_schema
+from spendgate.store.rollup_cache import RollupCache
 from spendgate.store.schema import ID_FIELDS, ID_MEASURES
+from spendgate.store.slot_sums import negated, slot_runs, sum_by, sums_schema
 
 _COUNTED = ("ids", "cost_micro", "cost_pico")  # ``count``'s sums before they are renamed
 # ``_scattered`` makes another pass while the last one set aside this share of the rows left.
