@@ -272,4 +272,4 @@ def _floats(values: pa.ChunkedArray) -> pa.Array:
     if other.any():
         written = pa.array([repr(float(x)) for x in v[other]], pa.string())
         text = pc.replace_with_mask(text, pa.array(other), written)
-    return pc.if_else(values.is_null(), pa.scalar(None, pa.string()), text)
+    return pc.if_else(pa.array(null), pa.scalar(None, pa.string()), text)

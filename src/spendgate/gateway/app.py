@@ -233,7 +233,7 @@ def _snapshots(settings: GatewaySettings, store: Store) -> Path | None:
     """Where the rollup cache's copies are kept across restarts: a folder per database
     (named by a hash of its URL) in ``rollup_cache_dir``, by default beside the journal;
     ``None``: not kept."""
-    if not settings.rollup_cache_save or settings.rollup_cache_mb == 0:
+    if not settings.rollup_cache_save:
         return None
     base = settings.rollup_cache_dir or _journal(settings).parent / "spendgate-rollup-cache"
     return base / hashlib.sha256(store.url.encode()).hexdigest()[:16]
@@ -248,5 +248,4 @@ def _save_copies(store: Store, folder: Path) -> None:
         log.warning("rollup cache: could not save its copies in %s: %s", folder, exc)
         return
     if path is not None:
-        took, slots = time.monotonic() - started, store.rollup_cache.slot_count
-        log.info("rollup cache: %d slots saved in %s (%.1f s)", slots, path, took)
+        log.info("rollup cache: copies saved in %s (%.1f s)", path, time.monotonic() - started)

@@ -365,17 +365,17 @@ class RollupCache:
             snapshot = read_snapshot(folder)
             if snapshot is None:
                 return
-            kept, room = [], self._max_bytes * WARM_SHARE
+            slots, room = [], self._max_bytes * WARM_SHARE
             for key, token, rows in reversed(snapshot.slots):  # the most recently used first
-                room -= rows.get_total_buffer_size()
+                slot = _Slot.of(token, rows)
+                room -= slot.size
                 if room < 0:
                     break
-                kept.append((key, token, rows))
+                slots.append((key, slot))
             with self._lock:  # codes, once given, never change: recoding needs no lock
                 remaps = {c: self._codes.merged(c, v) for c, v in snapshot.values.items()}
             if any(remap is not None for remap in remaps.values()):
-                kept = [(key, token, recoded(rows, remaps)) for key, token, rows in kept]
-            slots = [(key, _Slot.of(token, rows)) for key, token, rows in kept]
+                slots = [(k, _Slot.of(s.token, recoded(s.table, remaps))) for k, s in slots]
         except (DataError, OSError, pa.ArrowException) as exc:
             log.warning("rollup cache: could not read the snapshot in %s: %s", folder, exc)
             return
