@@ -18,8 +18,9 @@ import pytest
 from spendgate.analytics.answer import _floats, answer_json, answer_rows, answer_table
 from spendgate.analytics.measures import tenths
 from spendgate.analytics.query import ORDERS, SpendQuery, SpendRow, row_to_dict
+from spendgate.store.schema import ROLLUP_MEASURES
 from spendgate.store.slot_sums import sums_schema
-from spendgate.store.spend import DISTINCT_MEASURES, ROLLUP_MEASURES
+from spendgate.store.spend_sql import DISTINCT_MEASURES
 
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 GROUP = ("user_id", "model_id")

@@ -24,9 +24,10 @@ Each rollup part is summed from ``store.rollup_cache`` when one is given (its co
 of the slots, checked against the writer's tokens in the same snapshot), else in SQL. The
 cache also keeps a raw edge's sums while its hour is unchanged (``_read``).
 
-Each part is one ``SELECT … GROUP BY``, all in one snapshot of the database (SQLite's read
-transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running meanwhile is seen entirely or
-not at all. The parts' sums are added up (they are additive) in Arrow, not row by row.
+Each part is one ``SELECT … GROUP BY`` (``store.spend_sql``), all in one snapshot of the
+database (SQLite's read transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running
+meanwhile is seen entirely or not at all. The parts' sums are added up (they are additive) in
+Arrow, not row by row.
 """
 
 from __future__ import annotations
@@ -35,58 +36,23 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Connection,
-    Engine,
-    Select,
-    Table,
-    bindparam,
-    cast,
-    exists,
-    func,
-    or_,
-    select,
-)
+from sqlalchemy import Connection, Engine
 
 from spendgate.store.rollup_cache import RollupCache
 from spendgate.store.rollup_slots import fetched
-from spendgate.store.rollup_sql import event_measures, money_sums, truncate
 from spendgate.store.rollups import choose, held_until, sealed_until
-from spendgate.store.schema import (
-    ID_FIELDS,
-    ID_MEASURES,
-    LATENCY_BUCKETS,
-    ROLLUP_DIMENSIONS,
-    ROLLUP_MEASURES,
-    SPECS,
-    events,
-    pair_of,
-    rollup_tables,
-    spend_marks,
-    spend_pending,
-)
+from spendgate.store.schema import ID_FIELDS, ROLLUP_DIMENSIONS
 from spendgate.store.slot_sums import negated, sum_by, sums_schema
-from spendgate.store.spend_ids import coded, count, distinct, id_measures, split
-from spendgate.store.types import UTCDateTime, floor_time
+from spendgate.store.spend_ids import coded, count, distinct, split
+from spendgate.store.spend_sql import Ask, hour_state, layout, part_query
+from spendgate.store.types import floor_time
 
 # Every field a spend query may group or filter by.
 DIMENSIONS = (*ROLLUP_DIMENSIONS, *ID_FIELDS)
 GRAINS = ("hour", "day", "week", "month")
-# The additive measures without the latency ones (``latency=False``).
-ADDITIVE_WITHOUT_LATENCY = tuple(
-    m for m in ROLLUP_MEASURES if m not in ("latency_count", "latency_sum_ms", *LATENCY_BUCKETS)
-)
-
-
-# Extra sums a ``distinct`` query returns.
-DISTINCT_MEASURES = tuple(name for field in ID_FIELDS for name in id_measures(field))
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 
@@ -143,38 +109,6 @@ def _between(source: str, have: datetime, want: datetime) -> list[Part]:
     if have > want:
         return [Part(source, want, have, sign=-1)]
     return []
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """What each part's query groups by, filters on and returns. ``ids``: some of
-    ``ID_FIELDS``: the part's requests and spend per group and id (of the id rollups: of one
-    field; of the raw edges and pending rows, ``split``: of each, ``''`` for none; the rows
-    with any), not its measures."""
-
-    group_by: tuple[str, ...]
-    filters: tuple[tuple[str, str], ...]
-    grain: str | None
-    distinct: bool
-    latency: bool
-    ids: tuple[str, ...] = ()
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """The fields a part's sums are keyed by (with the grain's slot)."""
-        return (*self.group_by, *self.ids)
-
-    @property
-    def grouping(self) -> list[str]:
-        """The columns of the answer's groups: ``group_by``, and ``slot`` with a grain."""
-        return [*self.group_by, *(["slot"] if self.grain is not None else [])]
-
-    @property
-    def measures(self) -> tuple[str, ...]:
-        if self.ids:
-            return ID_MEASURES
-        names = ROLLUP_MEASURES if self.latency else ADDITIVE_WITHOUT_LATENCY
-        return (*names, *(DISTINCT_MEASURES if self.distinct else ()))
 
 
 def sum_spend(
@@ -297,7 +231,7 @@ def _cached(
     """``part`` summed by ``cache`` (``RollupCache.group``: ``_renamed`` makes the result a
     part's sums; ``rows``: its rows, not summed); ``None`` if the cache is still loading its
     slots."""
-    dimension, columns = _layout(part.table, ask)
+    dimension, columns = layout(part.table, ask)
     return cache.group(
         connection,
         part.table,
@@ -362,26 +296,14 @@ def _read(connection: Connection, part: Part, ask: Ask, cache: RollupCache | Non
     hour = floor_time(part.start, _HOUR)
     if cache is None or part.source != "events" or part.end > hour + _HOUR:
         return _run(connection, part, ask)
-    token, pending = connection.execute(_hour_state(), {"hour": hour}).one()
+    token, pending = connection.execute(hour_state(), {"hour": hour}).one()
     if pending:
         return _run(connection, part, ask)
     return cache.kept(("events", part, ask, token), lambda: _run(connection, part, ask))
 
 
-@lru_cache(maxsize=1)
-def _hour_state() -> Select[Any]:
-    """An hour's token (of the hourly facet rollup: every fold that moves an event's rows
-    changes its slot) and whether any pending row is of that hour, over the parameter
-    ``hour``."""
-    hour = bindparam("hour", type_=UTCDateTime())
-    marked = spend_marks.c.name == "spend_facets_hourly"
-    token = select(spend_marks.c.token).where(marked, spend_marks.c.bucket == hour)
-    pending = select(spend_pending.c.bucket).where(spend_pending.c.bucket == hour)
-    return select(token.scalar_subquery(), exists(pending))
-
-
 def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
-    query = _query(connection.dialect.name, part.source, part.table, ask)
+    query = part_query(connection.dialect.name, part.source, part.table, ask)
     schema = sums_schema(ask.keys, ask.grain is not None, ask.measures)
     table = fetched(connection, query, {"start": part.start, "end": part.end}, schema)
     return _signed(table, part, ask)
@@ -390,121 +312,3 @@ def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:
 def _signed(table: pa.Table, part: Part, ask: Ask) -> pa.Table:
     """``part``'s sums, negated for a subtracted part."""
     return table if part.sign > 0 else negated(table, ask.measures)
-
-
-@lru_cache(maxsize=256)
-def _query(dialect: str, source: str, table: str, ask: Ask) -> Select[Any]:
-    """The SQL that sums a part read from ``source`` (``table``) for ``ask``, over the
-    parameters ``start`` and ``end`` (built once per shape: building the expressions costs
-    more than running the statement on a short raw edge)."""
-    if source == "events":
-        return _events_query(dialect, ask)
-    return _rollup_query(source, table, ask, dialect)
-
-
-def _start_end(column: Any) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """``column`` in ``[:start, :end)``."""
-    start, end = (bindparam(name, type_=UTCDateTime()) for name in ("start", "end"))
-    return column >= start, column < end
-
-
-def _slot(table: Table, source: str, ask: Ask, dialect: str) -> list[ColumnElement[Any]]:
-    """The slot column: the rollup's bucket, cut down to the asked grain when that is coarser
-    (hours into days, days into weeks or months: the database groups them, not Python)."""
-    if ask.grain is None:
-        return []
-    grain = "hour" if source in ("hour", "pending") else "day"
-    if ask.grain == grain:
-        return [table.c.bucket]
-    return [truncate(table.c.bucket, ask.grain, dialect, type_=UTCDateTime()).label("slot")]
-
-
-def _rollup_query(source: str, rollup: str, ask: Ask, dialect: str) -> Select[Any]:
-    """A part read from ``spend_pending`` or a rollup: the rows in its range (of a facet or
-    pair rollup, those of the field or pair named), grouped by the asked fields."""
-    table = spend_pending if source == "pending" else rollup_tables[rollup]
-    columns, where = _columns(table, ask)
-    slot = _slot(table, source, ask, dialect)
-    dims = [columns[name] for name in ask.keys]
-    sums = [_int(func.sum(table.c[m])).label(m) for m in ask.measures]
-    query = select(*dims, *slot, *sums).where(*where, *_start_end(table.c.bucket))
-    if ask.ids and source == "pending":  # the rows that carry an id
-        query = query.where(or_(*(columns[field] != "" for field in ask.ids)))
-    for name, value in ask.filters:
-        query = query.where(columns[name] == value)
-    return query.group_by(*slot, *dims) if slot or dims else query
-
-
-def _columns(
-    table: Table, ask: Ask
-) -> tuple[dict[str, ColumnElement[Any]], list[ColumnElement[bool]]]:
-    """Each asked field's column in ``table`` and the condition that picks its rows
-    (``_layout``)."""
-    dimension, names = _layout(table.name, ask)
-    columns: dict[str, ColumnElement[Any]] = {f: table.c[n] for f, n in names.items()}
-    return columns, [] if dimension is None else [table.c.dimension == dimension]
-
-
-def _layout(table: str, ask: Ask) -> tuple[str | None, dict[str, str]]:
-    """Which rows of ``table`` hold the asked fields (the ``dimension`` of a facet or
-    pair rollup; ``None``: every row) and the column holding each field. A facet or pair
-    rollup keeps a field's values in ``value`` (``value_2``) of the rows whose ``dimension``
-    names it; with no field named, the rows of ``source`` (every event has exactly one value
-    of each dimension)."""
-    fields = {*ask.group_by, *(name for name, _ in ask.filters)}
-    spec = SPECS.get(table)
-    if spec is not None and spec.ids:
-        (field,) = ask.ids
-        return field, {**{name: name for name in fields}, field: "value"}
-    if spec is None or not (spec.facets or spec.pairs):
-        return None, {name: name for name in (*fields, *ask.keys)}
-    if len(fields) == 2:
-        first, second = pair_of(fields)
-        return f"{first},{second}", {first: "value", second: "value_2"}
-    (dimension,) = fields or {"source"}
-    return dimension, {dimension: "value"}
-
-
-def _events_query(dialect: str, ask: Ask) -> Select[Any]:
-    slot: list[ColumnElement[Any]] = []
-    if ask.grain is not None:
-        slot = [truncate(events.c.ts, ask.grain, dialect, type_=UTCDateTime()).label("slot")]
-    # A missing value (NULL or '') as the rollups keep it, '': one row per key.
-    dims = [func.coalesce(events.c[name], "").label(name) for name in ask.keys]
-    every = event_measures()
-    measures: list[ColumnElement[Any]] = [
-        _int(every[n]).label(n) for n in ask.measures if n in every
-    ]
-    if ask.distinct:
-        measures += _distinct_measures()
-    query = select(*dims, *slot, *measures)
-    query = query.where(*_start_end(events.c.ts))
-    if ask.ids:
-        query = query.where(or_(*(_with_id(events.c[field]) for field in ask.ids)))
-    for name, value in ask.filters:
-        column = events.c[name]
-        query = query.where(or_(column.is_(None), column == "") if value == "" else column == value)
-    return query.group_by(*slot, *dims) if slot or dims else query
-
-
-def _with_id(column: ColumnElement[Any]) -> ColumnElement[bool]:
-    """The events that carry an id in ``column`` (an empty id is no id, as in the id
-    rollups)."""
-    return func.coalesce(column, "") != ""
-
-
-def _distinct_measures() -> list[ColumnElement[Any]]:
-    out: list[ColumnElement[Any]] = []
-    for field in ID_FIELDS:
-        column = events.c[field]
-        plural, micro_name, pico_name = id_measures(field)
-        out.append(_int(func.count(func.nullif(column, "").distinct())).label(plural))
-        micro, pico = money_sums(_with_id(column))
-        out += [_int(micro).label(micro_name), _int(pico).label(pico_name)]
-    return out
-
-
-def _int(total: ColumnElement[Any]) -> ColumnElement[int]:
-    """A sum as a plain BIGINT, never NULL (PostgreSQL's SUM(bigint) is numeric: slower to
-    fetch and convert; every sum here is far below the BIGINT limit by construction)."""
-    return cast(func.coalesce(total, 0), BigInteger)
