@@ -18,7 +18,7 @@ from functools import partial
 import numpy as np
 import pyarrow as pa
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from test_spend_windows import SPAN, T0, answered, expected, made_events
 
 from spendgate.analytics import SpendQuery, rehearse
@@ -26,6 +26,7 @@ from spendgate.events import Event
 from spendgate.store import Store, open_store, spend, spend_ids
 from spendgate.store.engine import BEGIN_MODE
 from spendgate.store.rollup_cache import EAGER_SLOTS
+from spendgate.store.rollup_slots import PROJECTED, load_slots
 from spendgate.store.rollups import PAIRS, rebuild
 from spendgate.store.schema import rollup_tables
 from spendgate.store.slot_sums import in_halves, narrowed, sum_by
@@ -596,3 +597,47 @@ def test_closing_drops_what_the_worker_was_still_asked_to_load(db_url: str, stor
     assert reader.rollup_cache.stats.loads < everything / 2
     assert reader.rollup_cache.slot_count == 0
     assert not workers() - before
+
+
+@pytest.mark.parametrize(
+    ("table", "sheet", "step"),
+    [
+        ("spend_hourly", "", timedelta(hours=1)),
+        ("spend_facets_hourly", "department", timedelta(hours=1)),
+        ("spend_pairs_daily", "department,region", timedelta(days=1)),
+        ("spend_hourly", f"{PROJECTED}project,region", timedelta(hours=1)),
+    ],
+)
+def test_slots_read_together_are_each_slots_rows(
+    store: Store, table: str, sheet: str, step: timedelta
+) -> None:
+    store.insert_events(made_events())
+    store.fold()
+    rollup = rollup_tables[table]
+    first = T0 - 2 * step  # two slots before the events: no rows
+    buckets = [first + n * step for n in range(40)]
+    with store.engine.connect() as connection:
+        together = load_slots(connection, table, sheet, buckets)
+        assert list(together) == buckets
+        assert not together[first].num_rows and together[T0].num_rows
+        for bucket in buckets:
+            alone = load_slots(connection, table, sheet, [bucket])[bucket]
+            assert together[bucket].equals(alone), bucket
+            keys = [c for c in alone.column_names if c in rollup.primary_key.columns]
+            measures = [c for c in alone.column_names if c not in keys]
+            query = select(*(rollup.c[c] for c in alone.column_names)).where(
+                rollup.c.bucket == bucket
+            )
+            if sheet.startswith(PROJECTED):
+                query = (
+                    select(
+                        *(rollup.c[k] for k in keys),
+                        *(func.sum(rollup.c[m]) for m in measures),
+                    )
+                    .where(rollup.c.bucket == bucket)
+                    .group_by(*(rollup.c[k] for k in keys))
+                )
+            elif sheet:
+                query = query.where(rollup.c.dimension == sheet)
+            wanted = sorted(tuple(row) for row in connection.execute(query))
+            assert sorted(zip(*alone.to_pydict().values(), strict=True)) == wanted, bucket

@@ -34,8 +34,9 @@ question (the same slots with the same tokens), with what a query derives from t
 by what they depend on (``kept``: ``store.spend``'s raw edges). The copies are saved at
 shutdown and read back at the next start (``save``, ``restore``).
 
-This module holds the state and the threads; the rest is in its parts: ``slot_plan`` (which
-slots are held and warmed), ``slot_sums`` (summing them, in Arrow), ``value_codes`` (the
+This module holds the state and the summing threads; the rest is in its parts: ``slot_plan``
+(which slots are held and warmed), ``held_slots`` (the slots, least recently used first),
+``slot_worker`` (the worker), ``slot_sums`` (summing them, in Arrow), ``value_codes`` (the
 codes), ``kept_sums`` (sums kept for a repeated question), ``rollup_slots`` (reading them from
 the database) and ``rollup_snapshot`` (on disk).
 """
@@ -43,9 +44,7 @@ the database) and ``rollup_snapshot`` (on disk).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,15 +55,23 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from spendgate.errors import DataError
+from spendgate.store.held_slots import HeldSlots, Slot, newest_within
 from spendgate.store.kept_sums import KeptSums
-from spendgate.store.rollup_slots import PROJECTED, load_slot, slot_marks
+from spendgate.store.rollup_slots import PROJECTED, load_slots, slot_marks
 from spendgate.store.rollup_snapshot import read_snapshot, write_snapshot
 from spendgate.store.schema import SPECS
-from spendgate.store.slot_plan import HOURS, MAX_SPAN, SlotRange, projects, warm_requests
+from spendgate.store.slot_plan import (
+    HOURS,
+    MAX_SPAN,
+    SlotRange,
+    load_runs,
+    projects,
+    warm_requests,
+)
 from spendgate.store.slot_sums import measures_narrowed, sum_by, summed, sums_schema
+from spendgate.store.slot_worker import SlotWorker
 from spendgate.store.value_codes import ValueCodes, recoded
 
 log = logging.getLogger(__name__)
@@ -79,17 +86,6 @@ WARM_SHARE = 0.75
 # A part's sums are kept for a repeated question (the same slots with the same tokens, asked
 # the same way), within this share of ``max_bytes``.
 _SUMS_SHARE = 0.125
-
-
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    token: str
-    table: pa.Table
-    size: int  # bytes of its buffers (``pa.Table.nbytes`` walks them: ~0.1 ms a slot)
-
-    @classmethod
-    def of(cls, token: str, table: pa.Table) -> _Slot:
-        return cls(token, table, table.get_total_buffer_size())
 
 
 @dataclass(slots=True)
@@ -111,14 +107,10 @@ class RollupCache:
     def __init__(self, max_bytes: int = DEFAULT_BYTES, *, engine: Engine | None = None) -> None:
         self._max_bytes = max_bytes
         self._engine = engine
-        self._queue: queue.Queue[SlotRange | Callable[[], object] | None] = queue.Queue()
-        self._waiting: set[SlotRange] = set()
-        self._worker: threading.Thread | None = None
-        self._stopping = False
+        self._worker = SlotWorker(self._load_range, self._has_room)
         self._summer: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._slots: OrderedDict[tuple[str, str, datetime], _Slot] = OrderedDict()
-        self._bytes = 0
+        self._slots = HeldSlots(max_bytes)
         self._kept = KeptSums(max_bytes * _SUMS_SHARE)  # by question
         self._codes = ValueCodes()  # key values as int32 codes (the caller holds the lock)
         self.stats = CacheStats()
@@ -126,7 +118,7 @@ class RollupCache:
     @property
     def size_bytes(self) -> int:
         """The memory the copies hold (their Arrow buffers)."""
-        return self._bytes
+        return self._slots.size_bytes
 
     @property
     def slot_count(self) -> int:
@@ -135,7 +127,7 @@ class RollupCache:
     def tables(self) -> set[str]:
         """The rollups with slots in memory."""
         with self._lock:
-            return {table for table, _, _ in self._slots}
+            return self._slots.tables()
 
     def covers(self, table: str, start: datetime, end: datetime) -> bool:
         """Whether the cache answers the rows of ``table`` in ``[start, end)``."""
@@ -145,25 +137,19 @@ class RollupCache:
     def clear(self) -> None:
         with self._lock:
             self._slots.clear()
-            self._bytes = 0
             self._kept.clear()
 
     def wait(self) -> None:
         """Until the worker has loaded everything asked of it so far."""
-        self._queue.join()
+        self._worker.wait()
 
     def close(self) -> None:
         """Stop the worker (after the load it is doing; what is still asked of it is dropped)
         and the helper threads, and drop every copy."""
-        worker, self._worker = self._worker, None
         summer, self._summer = self._summer, None
         if summer is not None:
             summer.shutdown()
-        if worker is not None:
-            self._stopping = True
-            self._queue.put(None)
-            worker.join()
-            self._stopping = False
+        self._worker.close()
         self.clear()
 
     def group(
@@ -209,10 +195,10 @@ class RollupCache:
             done: Future[pa.Table] = Future()
             done.set_result(kept)
             if project is not None:
-                self._later(project)
+                self._worker.later(project)
             return done
         if self._engine is not None and self._cold(table, sheet, marks) > EAGER_SLOTS:
-            self._later(SlotRange(table, sheet, start, end))
+            self._worker.later(SlotRange(table, sheet, start, end))
             return None
         loaded = [
             (self._get(connection, (table, sheet, bucket), token), slot)
@@ -249,7 +235,7 @@ class RollupCache:
         table = summed(*args)
         self._store(asked, table)
         if then is not None:
-            self._later(then)
+            self._worker.later(then)
         return table
 
     def kept(self, key: Hashable, make: Callable[[], pa.Table]) -> pa.Table:
@@ -322,7 +308,7 @@ class RollupCache:
     def _cold(self, table: str, sheet: str, marks: list[tuple[datetime, str, Any]]) -> int:
         """How many of the slots ``marks`` names are not in memory as they are now."""
         with self._lock:
-            held = [(self._slots.get((table, sheet, bucket)), token) for bucket, token, _ in marks]
+            held = [(self._slots.peek((table, sheet, bucket)), token) for bucket, token, _ in marks]
         return sum(slot is None or slot.token != token for slot, token in held)
 
     def warm(self, now: datetime, days: int, then: Callable[[], object] | None = None) -> None:
@@ -336,9 +322,9 @@ class RollupCache:
         if self._engine is None or self._max_bytes <= 0 or days <= 0:
             return
         for request in warm_requests(now, days):
-            self._later(request)
+            self._worker.later(request)
         if then is not None:
-            self._put(then)
+            self._worker.put(then)
 
     def save(self, folder: Path) -> Path | None:
         """Write the copies (with their tokens and the dictionaries their codes index) as a
@@ -358,130 +344,87 @@ class RollupCache:
         first; a slot loaded meanwhile is kept; a snapshot that cannot be read is logged and
         ignored."""
         if self._engine is not None and self._max_bytes > 0:
-            self._put(partial(self._restore, folder))
+            self._worker.put(partial(self._restore, folder))
 
     def _restore(self, folder: Path) -> None:
         try:
             snapshot = read_snapshot(folder)
             if snapshot is None:
                 return
-            slots, room = [], self._max_bytes * WARM_SHARE
-            for key, token, rows in reversed(snapshot.slots):  # the most recently used first
-                slot = _Slot.of(token, rows)
-                room -= slot.size
-                if room < 0:
-                    break
-                slots.append((key, slot))
+            slots = newest_within(snapshot.slots, self._max_bytes * WARM_SHARE)
             with self._lock:  # codes, once given, never change: recoding needs no lock
                 remaps = {c: self._codes.merged(c, v) for c, v in snapshot.values.items()}
             if any(remap is not None for remap in remaps.values()):
-                slots = [(k, _Slot.of(s.token, recoded(s.table, remaps))) for k, s in slots]
+                slots = [(k, Slot.of(s.token, recoded(s.table, remaps))) for k, s in slots]
         except (DataError, OSError, pa.ArrowException) as exc:
             log.warning("rollup cache: could not read the snapshot in %s: %s", folder, exc)
             return
-        with self._lock:
-            for key, slot in slots:  # each before the last: the oldest ends first
-                if key in self._slots:  # loaded meanwhile
-                    continue
-                self._slots[key] = slot
-                self._slots.move_to_end(key, last=False)
-                self._bytes += slot.size
-            self._drop_past_max()
+        with self._lock:  # a slot loaded meanwhile is kept
+            self._slots.put_oldest(slots)
         log.info("rollup cache: %d slots read back from %s", len(slots), snapshot.path)
 
-    def _later(self, request: SlotRange) -> None:
-        """Ask the worker to load the slots ``request`` names."""
-        with self._lock:
-            if request in self._waiting:
-                return
-            self._waiting.add(request)
-        self._put(request)
-
-    def _put(self, work: SlotRange | Callable[[], object]) -> None:
-        """Queue ``work`` for the worker, started if it is not running."""
-        with self._lock:
-            if self._worker is None:
-                self._worker = threading.Thread(
-                    target=self._work, name="spendgate-rollup-cache", daemon=True
-                )
-                self._worker.start()
-        self._queue.put(work)
-
-    def _work(self) -> None:
-        while (request := self._queue.get()) is not None:
-            if not isinstance(request, SlotRange):
-                self._call(request)
-                continue
-            try:
-                room = not request.warm or self._bytes < self._max_bytes * WARM_SHARE
-                if room and not self._stopping:
-                    self._load_range(request)
-            except SQLAlchemyError as exc:  # the next query that needs them asks again
-                log.warning("rollup cache: could not load %s: %s", request.table, exc)
-            finally:
-                with self._lock:
-                    self._waiting.discard(request)
-                self._queue.task_done()
-        self._queue.task_done()
-
-    def _call(self, then: Callable[[], object]) -> None:
-        """Run what ``warm`` was asked to run after its loads (not while closing): a failure
-        is logged, and the worker goes on."""
-        try:
-            if not self._stopping:
-                then()
-        except Exception:  # best effort: nothing waits for its result
-            log.warning("rollup cache: what was to run after warming failed", exc_info=True)
-        finally:
-            self._queue.task_done()
+    def _has_room(self) -> bool:
+        """Whether warming may load more: the copies take under ``WARM_SHARE`` of the cache."""
+        return self._slots.size_bytes < self._max_bytes * WARM_SHARE
 
     def _load_range(self, request: SlotRange) -> None:
         """Load every slot ``request`` names that is not in memory, with the tokens of the
-        same snapshot."""
+        same snapshot: a run of consecutive slots to read in one statement."""
         assert self._engine is not None
         table, sheet = request.table, request.sheet
         with self._engine.connect() as connection:
             if connection.dialect.name == "postgresql":  # tokens and rows of one snapshot
                 connection.execution_options(isolation_level="REPEATABLE READ")
-            for bucket, token, _ in slot_marks(connection, table, request.start, request.end, None):
-                self._get(connection, (table, sheet, bucket), token)
+            marks = slot_marks(connection, table, request.start, request.end, None)
+            held = partial(self._is_held, table, sheet)
+            for run in load_runs(marks, held, SPECS[table].grain):
+                self._load(connection, table, sheet, run)
 
     def _get(self, connection: Connection, key: tuple[str, str, datetime], token: str) -> pa.Table:
+        held = self._held(key, token)
+        if held is not None:
+            return held
+        table, sheet, bucket = key
+        return self._load(connection, table, sheet, [(bucket, token)])[0]
+
+    def _is_held(self, table: str, sheet: str, bucket: datetime, token: str) -> bool:
+        return self._held((table, sheet, bucket), token) is not None
+
+    def _held(self, key: tuple[str, str, datetime], token: str) -> pa.Table | None:
+        """The copy of ``key`` if its token is ``token``; or, for a projected slot whose whole
+        slot is held with it, the projection (summed, then held): else ``None``."""
         with self._lock:
-            held = self._slots.get(key)
-            if held is not None and held.token == token:
-                self._slots.move_to_end(key)
+            held = self._slots.used(key, token)
+            if held is not None:
                 self.stats.hits += 1
-                return held.table
+                return held
         rows = self._from_whole(key, token)
-        if rows is None:
-            rows = load_slot(connection, *key)
+        return None if rows is None else self._hold(key, token, rows)
+
+    def _load(
+        self, connection: Connection, table: str, sheet: str, run: list[tuple[datetime, str]]
+    ) -> list[pa.Table]:
+        """Read the consecutive slots ``run`` names (bucket, token) and hold them."""
+        found = load_slots(connection, table, sheet, [bucket for bucket, _ in run])
+        return [self._hold((table, sheet, bucket), token, found[bucket]) for bucket, token in run]
+
+    def _hold(self, key: tuple[str, str, datetime], token: str, rows: pa.Table) -> pa.Table:
+        """Hold a slot's ``rows`` (measures narrowed, keys coded) as read under ``token``."""
         rows = measures_narrowed(rows)
         with self._lock:
             loaded = self._codes.encoded(rows)
-            old = self._slots.pop(key, None)
-            if old is not None:
-                self._bytes -= old.size
-            self._slots[key] = slot = _Slot.of(token, loaded)
-            self._bytes += slot.size
+            self._slots.put(key, Slot.of(token, loaded))
             self.stats.loads += 1
-            self._drop_past_max()
         return loaded
-
-    def _drop_past_max(self) -> None:
-        """Drop the least recently used slots past ``max_bytes`` (the caller holds the lock)."""
-        while self._bytes > self._max_bytes and len(self._slots) > 1:
-            _, dropped = self._slots.popitem(last=False)
-            self._bytes -= dropped.size
 
     def _from_whole(self, key: tuple[str, str, datetime], token: str) -> pa.Table | None:
         """A projected slot summed from its whole slot, if that is in memory with ``token``
-        (laid out as ``load_slot``'s: the fields, then the measures); else ``None``."""
+        (laid out as ``load_slots``': the fields, then the measures); else ``None``."""
         table, sheet, bucket = key
         if not sheet.startswith(PROJECTED):
             return None
         with self._lock:
-            whole = self._slots.get((table, "", bucket))
+            whole = self._slots.peek((table, "", bucket))
         if whole is None or whole.token != token:
             return None
         fields = [name for name in sheet.removeprefix(PROJECTED).split(",") if name]

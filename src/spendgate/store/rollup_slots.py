@@ -1,23 +1,25 @@
 """Reading rollup slots for ``store.rollup_cache``: their tokens (``slot_marks``) and their rows
-(``load_slot``), in the caller's connection and snapshot.
+(``load_slots``), in the caller's connection and snapshot.
 
 A slot is one hour or day of a rollup (of a facet or pair rollup: one dimension's rows of it;
 of an id rollup: one id field's). A projected slot (its sheet ``PROJECTED`` and the fields it
 keeps) is the slot's rows summed by those fields in SQL. Every value passes through the
 database driver as a Python object, so loading is the slow step: on PostgreSQL a slot is
-streamed as CSV by ``COPY`` and parsed by Arrow instead. Each statement is built once per
-rollup and sheet (warming loads thousands of slots). ``fetched`` (a query's rows as an Arrow
+streamed as CSV by ``COPY`` and parsed by Arrow instead. Consecutive slots are read in one
+statement (warming loads thousands of slots, most of them small), built once per rollup and
+sheet. ``fetched`` (a query's rows as an Arrow
 table, from the driver's tuples) serves ``store.spend``'s SQL parts too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyarrow import csv
 from sqlalchemy import (
     BigInteger,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Select,
+    Text,
     bindparam,
     cast,
     func,
@@ -67,21 +70,47 @@ def _marks_query(dialect: str, grain: str | None) -> Select[Any]:
     )
 
 
-def load_slot(connection: Connection, table: str, dimension: str, bucket: datetime) -> pa.Table:
-    """The rows of one slot (of a facet or pair rollup: of one ``dimension``): the key
-    columns but ``bucket`` and ``dimension`` (strings), then the measures (int64). A projected
-    slot (``dimension``: ``PROJECTED`` and fields) is the slot's rows summed by those fields, in
-    SQL: its key columns are those fields."""
+def load_slots(
+    connection: Connection, table: str, dimension: str, buckets: Sequence[datetime]
+) -> dict[datetime, pa.Table]:
+    """The rows of each slot of ``table`` at ``buckets`` (consecutive slots, in order; of a
+    facet or pair rollup: of one ``dimension``), read in one statement (a statement costs
+    more than a small slot's rows): the key columns but ``bucket`` and ``dimension``
+    (strings), then the measures (int64). A projected slot (``dimension``: ``PROJECTED`` and
+    fields) is the slot's rows summed by those fields, in SQL: its key columns are those
+    fields. A slot with no rows is an empty table."""
     query, schema = _slot_query(table, dimension)
+    read = schema.insert(0, pa.field("bucket", pa.string()))
+    params = {"first": buckets[0], "last": buckets[-1]}
     if connection.dialect.name == "postgresql":
-        return _copied(connection, query, schema, bucket)
-    return fetched(connection, query, {"bucket": bucket}, schema)
+        rows = _copied(connection, query, read, params)
+    else:
+        rows = fetched(connection, query, params, read)
+    found = {bucket: schema.empty_table() for bucket in buckets}
+    if not rows.num_rows:
+        return found
+    runs = pc.run_end_encode(rows["bucket"].combine_chunks())
+    start = 0
+    for end, text in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+        bucket = _bucket(text)
+        if bucket in found:
+            found[bucket] = rows.slice(start, end - start).drop_columns("bucket")
+        start = end
+    return found
+
+
+def _bucket(text: str) -> datetime:
+    """A bucket as the database writes it as text: PostgreSQL's ``timestamptz`` (with its
+    offset), SQLite's naive UTC text."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @lru_cache(maxsize=1024)
 def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
-    """``load_slot``'s SQL for the slots of ``table`` and ``dimension``, over the parameter
-    ``bucket``, and the layout of its rows: built once (warming loads thousands of slots)."""
+    """``load_slots``' SQL for the slots of ``table`` and ``dimension`` in ``[:first,
+    :last]`` (their bucket first, as text, in bucket order), and the layout of a slot's rows:
+    built once (warming loads thousands of slots)."""
     rollup = rollup_tables[table]
     measures = [c.name for c in rollup.columns if not c.primary_key]
     values: list[ColumnElement[Any]] = [rollup.c[m] for m in measures]
@@ -92,14 +121,16 @@ def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
     else:
         skip = ("bucket", "dimension")
         keys = [c.name for c in rollup.primary_key.columns if c.name not in skip]
-    bucket = bindparam("bucket", type_=UTCDateTime())
-    query = select(*(rollup.c[k] for k in keys), *values).where(rollup.c.bucket == bucket)
+    first, last = (bindparam(name, type_=UTCDateTime()) for name in ("first", "last"))
+    bucket = cast(rollup.c.bucket, Text).label("bucket")
+    query = select(bucket, *(rollup.c[k] for k in keys), *values)
+    query = query.where(rollup.c.bucket >= first, rollup.c.bucket <= last)
     if projected:
-        query = query.group_by(*(rollup.c[k] for k in keys))
+        query = query.group_by(rollup.c.bucket, *(rollup.c[k] for k in keys))
     elif dimension:
         query = query.where(rollup.c.dimension == dimension)
     schema = pa.schema([*((k, pa.string()) for k in keys), *((m, pa.int64()) for m in measures)])
-    return query, schema
+    return query.order_by(rollup.c.bucket), schema
 
 
 def fetched(
@@ -130,16 +161,16 @@ def _array(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
 
 
 def _copied(
-    connection: Connection, query: Select[Any], schema: pa.Schema, bucket: datetime
+    connection: Connection, query: Select[Any], schema: pa.Schema, params: dict[str, Any]
 ) -> pa.Table:
-    """``query``'s rows for ``bucket`` on PostgreSQL, in ``connection``'s transaction,
-    streamed as CSV by ``COPY … TO STDOUT`` and parsed by Arrow: no Python object per value,
-    so a slot loads several times faster than through the driver's rows."""
-    statement, params = _copy_statement(query, connection.dialect)
+    """``query``'s rows on PostgreSQL, in ``connection``'s transaction, streamed as CSV by
+    ``COPY … TO STDOUT`` and parsed by Arrow: no Python object per value, so slots load
+    several times faster than through the driver's rows."""
+    statement, fixed = _copy_statement(query, connection.dialect)
     driver = connection.connection.driver_connection  # psycopg's, in the same transaction
     assert driver is not None
     # COPY takes no server-side parameters: psycopg binds them into the statement.
-    bound = {**params, "bucket": as_utc(bucket)}
+    bound = {**fixed, **{name: as_utc(value) for name, value in params.items()}}
     with driver.cursor() as cursor, cursor.copy(statement, bound) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
     if not data:

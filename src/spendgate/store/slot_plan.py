@@ -1,10 +1,12 @@
 """Which slots the rollup cache holds and warms (``store.rollup_cache``): the longest part of
 each rollup it answers (``MAX_SPAN``), which hourly rollups are answered from projected slots
-over more than ``HOURS`` (``projects``), and what warming loads (``warm_requests``). Pure.
+over more than ``HOURS`` (``projects``), what warming loads (``warm_requests``) and which slots
+are read in one statement (``load_runs``). Pure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +23,10 @@ from spendgate.store.types import floor_time
 _DAYS = timedelta(days=92)  # of a daily rollup (and the most days warming loads)
 _SERIES_HOURS = timedelta(days=32)  # of the hourly facet rollup, and of projections
 HOURS = timedelta(hours=72)  # of whole hourly slots summed as such (warming loads these hours)
+# The most consecutive slots read in one statement, by grain (a statement costs more than a
+# small slot's rows; a day of the full hourly rollup is ~85,000 rows at 10 M events, a week of
+# the full daily one ~150,000).
+_RUN_SLOTS = {"hour": 24, "day": 7}
 
 
 def projects(spec: RollupSpec) -> bool:
@@ -95,3 +101,20 @@ def warm_requests(now: datetime, days: int) -> list[SlotRange]:
                 low = max(start, end - _SERIES_HOURS)
                 series.append(SlotRange(spec.name, sheet, low, end, warm=True))
     return first + series
+
+
+def load_runs(
+    marks: Iterable[tuple[datetime, str, object]], held: Callable[[datetime, str], bool], grain: str
+) -> list[list[tuple[datetime, str]]]:
+    """The slots of ``marks`` (bucket, token, …; in bucket order) to read, as runs of
+    consecutive ones (bucket, token) to read in one statement each: a slot ``held`` (bucket,
+    token) is skipped and ends a run; a run holds at most ``_RUN_SLOTS`` of ``grain``."""
+    runs: list[list[tuple[datetime, str]]] = [[]]
+    for bucket, token, _ in marks:
+        if held(bucket, token):
+            runs.append([])
+        elif len(runs[-1]) < _RUN_SLOTS[grain]:
+            runs[-1].append((bucket, token))
+        else:
+            runs.append([(bucket, token)])
+    return [run for run in runs if run]
