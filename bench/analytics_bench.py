@@ -442,15 +442,20 @@ def restarted(store: Store, folder: Path, days: int, *, rehearsed: bool) -> Stor
     url = store.engine.url.render_as_string(hide_password=False)
     store.close()
     again = open_store(url, cache_bytes=DEFAULT_BYTES)
-    cache = again.rollup_cache
+    read_back(again, folder)
+    warm(again, days, rehearsed=rehearsed)
+    print(f"slots loaded from the database while warming: {again.rollup_cache.stats.loads}")
+    return again
+
+
+def read_back(store: Store, folder: Path) -> None:
+    """Read the newest snapshot in ``folder`` back into ``store``'s cache; print the time."""
+    cache = store.rollup_cache
     started = time.perf_counter()
     cache.restore(folder)
     cache.wait()
     took = time.perf_counter() - started
     print(f"read back {cache.slot_count} slots in {took:.1f} s: {cache.size_bytes / 2**20:,.0f} MB")
-    warm(again, days, rehearsed=rehearsed)
-    print(f"slots loaded from the database while warming: {cache.stats.loads}")
-    return again
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -491,6 +496,13 @@ def main(argv: list[str] | None = None) -> int:
         "back and warm (as a restarted gateway does), then time the queries",
     )
     parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="first read back the copies a --restart run saved in DIR (as a restarted gateway "
+        "does), then --warm: reloads only what changed since",
+    )
+    parser.add_argument(
         "--writer",
         action="store_true",
         help="load through Store.insert_events (the writer's path) instead of in bulk",
@@ -518,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{store.url}: {have:,} events stored; loading {args.events - have:,}")
             load(store, args.events, have, args.days, args.batch, writer=args.writer)
         print(f"{store.url}: {stored(store):,} events")
+        if args.resume and not args.no_cache:
+            read_back(store, args.resume)
         if args.warm and not args.no_cache:
             warm(store, args.warm, rehearsed=not args.no_rehearse)
             if args.restart:
