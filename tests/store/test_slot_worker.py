@@ -19,6 +19,21 @@ def request(hours: int, *, warm: bool = False) -> SlotRange:
     return SlotRange("spend_hourly", "", T0, T0 + timedelta(hours=hours), warm=warm)
 
 
+def closed_while_held(worker: SlotWorker, gate: threading.Event) -> None:
+    """``worker.close()``, called while its thread is held at ``gate``, which is opened once
+    close has told the thread to stop; the thread is gone when it returns."""
+    closing = threading.Thread(target=worker.close)
+    closing.start()
+    for _ in range(500):
+        if worker._closing:
+            break
+        closing.join(0.01)
+    gate.set()
+    closing.join(10)
+    assert not closing.is_alive()
+    assert not [t for t in threading.enumerate() if t.name == "spendgate-rollup-cache"]
+
+
 def test_requests_run_in_order_a_waiting_one_once_and_warm_ones_only_with_room() -> None:
     gate, loaded, calls = threading.Event(), [], []
     room = [True]
@@ -83,17 +98,8 @@ def test_close_stops_the_thread_and_drops_what_is_queued() -> None:
     worker = SlotWorker(load, lambda: True)
     worker.later(request(1))
     worker.later(request(2))
-    closing = threading.Thread(target=worker.close)
-    closing.start()
-    for _ in range(500):  # until close has told the worker to stop (it is held at the gate)
-        if worker._closing:
-            break
-        closing.join(0.01)
-    gate.set()
-    closing.join(10)
-    assert not closing.is_alive()
+    closed_while_held(worker, gate)
     assert request(2) not in loaded
-    assert not [t for t in threading.enumerate() if t.name == "spendgate-rollup-cache"]
     worker.later(request(3))  # a new thread after close
     worker.wait()
     assert loaded[-1] == request(3)
@@ -115,17 +121,8 @@ def test_work_asked_while_closing_is_dropped_and_close_returns() -> None:
 
     worker.put(asking)
     assert started.wait(5)  # the thread runs it
-    closing = threading.Thread(target=worker.close)
-    closing.start()
-    for _ in range(500):
-        if worker._closing:
-            break
-        closing.join(0.01)
-    gate.set()
-    closing.join(10)
-    assert not closing.is_alive()
+    closed_while_held(worker, gate)
     assert loaded == []
-    assert not [t for t in threading.enumerate() if t.name == "spendgate-rollup-cache"]
     worker.later(request(5))  # not left marked as waiting
     worker.wait()
     assert loaded == [request(5)]

@@ -53,13 +53,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, Engine
 
 from spendgate.errors import DataError
 from spendgate.store.held_slots import HeldSlots, Slot, newest_within
 from spendgate.store.kept_sums import KeptSums
-from spendgate.store.rollup_slots import PROJECTED, load_slots, slot_marks
+from spendgate.store.rollup_slots import PROJECTED, load_run, slot_marks
 from spendgate.store.rollup_snapshot import read_snapshot, write_snapshot
 from spendgate.store.schema import SPECS
 from spendgate.store.slot_plan import (
@@ -404,9 +405,20 @@ class RollupCache:
     def _load(
         self, connection: Connection, table: str, sheet: str, run: list[tuple[datetime, str]]
     ) -> list[pa.Table]:
-        """Read the consecutive slots ``run`` names (bucket, token) and hold them."""
-        found = load_slots(connection, table, sheet, [bucket for bucket, _ in run])
-        return [self._hold((table, sheet, bucket), token, found[bucket]) for bucket, token in run]
+        """Read the consecutive slots ``run`` names (bucket, token) and hold them: narrowed
+        and coded together (an Arrow call per column costs more than a small slot's rows),
+        then each slot copied out into buffers of its own (a slice would hold the whole run
+        in memory, and be counted whole)."""
+        rows, spans = load_run(connection, table, sheet, [bucket for bucket, _ in run])
+        rows = measures_narrowed(rows)
+        with self._lock:
+            rows = self._codes.encoded(rows)
+        tables = [_copied_out(rows, *spans.get(bucket, (0, 0))) for bucket, _ in run]
+        with self._lock:
+            for (bucket, token), slot_rows in zip(run, tables, strict=True):
+                self._slots.put((table, sheet, bucket), Slot.of(token, slot_rows))
+                self.stats.loads += 1
+        return tables
 
     def _hold(self, key: tuple[str, str, datetime], token: str, rows: pa.Table) -> pa.Table:
         """Hold a slot's ``rows`` (measures narrowed, keys coded) as read under ``token``."""
@@ -419,7 +431,7 @@ class RollupCache:
 
     def _from_whole(self, key: tuple[str, str, datetime], token: str) -> pa.Table | None:
         """A projected slot summed from its whole slot, if that is in memory with ``token``
-        (laid out as ``load_slots``': the fields, then the measures); else ``None``."""
+        (laid out as ``load_run``'s: the fields, then the measures); else ``None``."""
         table, sheet, bucket = key
         if not sheet.startswith(PROJECTED):
             return None
@@ -429,3 +441,10 @@ class RollupCache:
             return None
         fields = [name for name in sheet.removeprefix(PROJECTED).split(",") if name]
         return sum_by(whole.table, fields, SPECS[table].measures)
+
+
+def _copied_out(rows: pa.Table, start: int, length: int) -> pa.Table:
+    """``rows[start:start + length]`` in buffers of its own."""
+    if length == rows.num_rows:
+        return rows
+    return rows.take(pa.array(np.arange(start, start + length, dtype=np.int32)))

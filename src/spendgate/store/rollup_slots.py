@@ -1,5 +1,5 @@
 """Reading rollup slots for ``store.rollup_cache``: their tokens (``slot_marks``) and their rows
-(``load_slots``), in the caller's connection and snapshot.
+(``load_run``), in the caller's connection and snapshot.
 
 A slot is one hour or day of a rollup (of a facet or pair rollup: one dimension's rows of it;
 of an id rollup: one id field's). A projected slot (its sheet ``PROJECTED`` and the fields it
@@ -70,15 +70,16 @@ def _marks_query(dialect: str, grain: str | None) -> Select[Any]:
     )
 
 
-def load_slots(
+def load_run(
     connection: Connection, table: str, dimension: str, buckets: Sequence[datetime]
-) -> dict[datetime, pa.Table]:
-    """The rows of each slot of ``table`` at ``buckets`` (consecutive slots, in order; of a
+) -> tuple[pa.Table, dict[datetime, tuple[int, int]]]:
+    """The rows of the slots of ``table`` at ``buckets`` (consecutive slots, in order; of a
     facet or pair rollup: of one ``dimension``), read in one statement (a statement costs
-    more than a small slot's rows): the key columns but ``bucket`` and ``dimension``
-    (strings), then the measures (int64). A projected slot (``dimension``: ``PROJECTED`` and
-    fields) is the slot's rows summed by those fields, in SQL: its key columns are those
-    fields. A slot with no rows is an empty table."""
+    more than a small slot's rows), and where each slot's rows are in them (offset, length;
+    a slot with no rows is left out). Laid out as a slot's rows: the key columns but
+    ``bucket`` and ``dimension`` (strings), then the measures (int64). A projected slot
+    (``dimension``: ``PROJECTED`` and fields) is the slot's rows summed by those fields, in
+    SQL: its key columns are those fields."""
     query, schema = _slot_query(table, dimension)
     read = schema.insert(0, pa.field("bucket", pa.string()))
     params = {"first": buckets[0], "last": buckets[-1]}
@@ -86,17 +87,14 @@ def load_slots(
         rows = _copied(connection, query, read, params)
     else:
         rows = fetched(connection, query, params, read)
-    found = {bucket: schema.empty_table() for bucket in buckets}
-    if not rows.num_rows:
-        return found
-    runs = pc.run_end_encode(rows["bucket"].combine_chunks())
-    start = 0
-    for end, text in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-        bucket = _bucket(text)
-        if bucket in found:
-            found[bucket] = rows.slice(start, end - start).drop_columns("bucket")
-        start = end
-    return found
+    spans = {}
+    if rows.num_rows:
+        runs = pc.run_end_encode(rows["bucket"].combine_chunks())
+        start = 0
+        for end, text in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+            spans[_bucket(text)] = (start, end - start)
+            start = end
+    return rows.drop_columns("bucket"), spans
 
 
 def _bucket(text: str) -> datetime:
@@ -108,7 +106,7 @@ def _bucket(text: str) -> datetime:
 
 @lru_cache(maxsize=1024)
 def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
-    """``load_slots``' SQL for the slots of ``table`` and ``dimension`` in ``[:first,
+    """``load_run``'s SQL for the slots of ``table`` and ``dimension`` in ``[:first,
     :last]`` (their bucket first, as text, in bucket order), and the layout of a slot's rows:
     built once (warming loads thousands of slots)."""
     rollup = rollup_tables[table]
