@@ -67,6 +67,7 @@ class ValueCodes:
         if not names:
             names.extend(values.to_pylist())
             self._codes[column].update(zip(names, range(len(names)), strict=True))
+            self._decoders[column] = values  # not rebuilt from the list (1.5 M session ids)
             return None
         remap = self.coded(column, values)
         return None if remap.equals(pa.array(np.arange(len(remap), dtype=np.int32))) else remap
