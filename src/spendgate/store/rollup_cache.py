@@ -36,46 +36,41 @@ shutdown and read back at the next start (``save``, ``restore``).
 
 This module holds the state and the summing threads; the rest is in its parts: ``slot_plan``
 (which slots are held and warmed), ``held_slots`` (the slots, least recently used first),
-``slot_worker`` (the worker), ``slot_sums`` (summing them, in Arrow), ``value_codes`` (the
-codes), ``kept_sums`` (sums kept for a repeated question), ``rollup_slots`` (reading them from
-the database) and ``rollup_snapshot`` (on disk).
+``slot_worker`` (the worker), ``slot_loader`` (getting them), ``slot_sums`` (summing them, in
+Arrow), ``value_codes`` (the codes), ``kept_sums`` (sums kept for a repeated question),
+``rollup_slots`` (reading them from the database) and ``rollup_snapshot`` (on disk).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, Engine
 
-from spendgate.errors import DataError
-from spendgate.store.held_slots import HeldSlots, Slot, newest_within
+from spendgate.store.held_slots import HeldSlots
 from spendgate.store.kept_sums import KeptSums
-from spendgate.store.rollup_slots import PROJECTED, load_run, slot_marks
-from spendgate.store.rollup_snapshot import read_snapshot, write_snapshot
+from spendgate.store.rollup_slots import PROJECTED, slot_marks
+from spendgate.store.rollup_snapshot import write_snapshot
 from spendgate.store.schema import SPECS
+from spendgate.store.slot_loader import CacheStats, SlotLoader
 from spendgate.store.slot_plan import (
     HOURS,
     MAX_SPAN,
     SlotRange,
-    load_runs,
     projects,
     warm_requests,
 )
-from spendgate.store.slot_sums import measures_narrowed, sum_by, summed, sums_schema
+from spendgate.store.slot_sums import summed, sums_schema
 from spendgate.store.slot_worker import SlotWorker
-from spendgate.store.value_codes import ValueCodes, recoded
+from spendgate.store.value_codes import ValueCodes
 
-log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _Span = tuple[datetime, datetime]
 
@@ -89,16 +84,6 @@ WARM_SHARE = 0.75
 _SUMS_SHARE = 0.125
 
 
-@dataclass(slots=True)
-class CacheStats:
-    """Slots answered from memory (``hits``) and read from the database (``loads``); parts
-    whose sums were kept from an earlier question (``reused``)."""
-
-    hits: int = 0
-    loads: int = 0
-    reused: int = 0
-
-
 class RollupCache:
     """Columnar copies of rollup slots, for one database (one per ``Store``). Safe to share
     between threads. With an ``engine``, many slots to load are loaded by a worker thread
@@ -108,13 +93,14 @@ class RollupCache:
     def __init__(self, max_bytes: int = DEFAULT_BYTES, *, engine: Engine | None = None) -> None:
         self._max_bytes = max_bytes
         self._engine = engine
-        self._worker = SlotWorker(self._load_range, self._has_room)
         self._summer: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._slots = HeldSlots(max_bytes)
         self._kept = KeptSums(max_bytes * _SUMS_SHARE)  # by question
         self._codes = ValueCodes()  # key values as int32 codes (the caller holds the lock)
         self.stats = CacheStats()
+        self._loader = SlotLoader(self._lock, self._slots, self._codes, self.stats, engine)
+        self._worker = SlotWorker(self._loader.load_range, self._has_room)
 
     @property
     def size_bytes(self) -> int:
@@ -202,7 +188,7 @@ class RollupCache:
             self._worker.later(SlotRange(table, sheet, start, end))
             return None
         loaded = [
-            (self._get(connection, (table, sheet, bucket), token), slot)
+            (self._loader.get(connection, (table, sheet, bucket), token), slot)
             for bucket, token, slot in marks
         ]
         schema = sums_schema(group_by, grain is not None, measures)
@@ -221,7 +207,7 @@ class RollupCache:
         """The sheet to sum a long part of a rollup that ``projects`` from: the projected
         ``sheet``; or, while most of its slots are not in memory but the whole slots are
         (warming loads a month of them), the whole slots, with what the worker is to load
-        once they are summed: their projections (made in memory, ``_get``), for the next
+        once they are summed: their projections (made in memory, ``SlotLoader.get``), for the next
         asking."""
         if self._engine is None or self._cold(table, sheet, marks) <= EAGER_SLOTS:
             return sheet, None
@@ -345,106 +331,9 @@ class RollupCache:
         first; a slot loaded meanwhile is kept; a snapshot that cannot be read is logged and
         ignored."""
         if self._engine is not None and self._max_bytes > 0:
-            self._worker.put(partial(self._restore, folder))
-
-    def _restore(self, folder: Path) -> None:
-        try:
-            snapshot = read_snapshot(folder)
-            if snapshot is None:
-                return
-            slots = newest_within(snapshot.slots, self._max_bytes * WARM_SHARE)
-            with self._lock:  # codes, once given, never change: recoding needs no lock
-                remaps = {c: self._codes.merged(c, v) for c, v in snapshot.values.items()}
-            if any(remap is not None for remap in remaps.values()):
-                slots = [(k, Slot.of(s.token, recoded(s.table, remaps))) for k, s in slots]
-        except (DataError, OSError, pa.ArrowException) as exc:
-            log.warning("rollup cache: could not read the snapshot in %s: %s", folder, exc)
-            return
-        with self._lock:  # a slot loaded meanwhile is kept
-            self._slots.put_oldest(slots)
-        log.info("rollup cache: %d slots read back from %s", len(slots), snapshot.path)
+            room = self._max_bytes * WARM_SHARE
+            self._worker.put(partial(self._loader.restore, folder, room))
 
     def _has_room(self) -> bool:
         """Whether warming may load more: the copies take under ``WARM_SHARE`` of the cache."""
         return self._slots.size_bytes < self._max_bytes * WARM_SHARE
-
-    def _load_range(self, request: SlotRange) -> None:
-        """Load every slot ``request`` names that is not in memory, with the tokens of the
-        same snapshot: a run of consecutive slots to read in one statement."""
-        assert self._engine is not None
-        table, sheet = request.table, request.sheet
-        with self._engine.connect() as connection:
-            if connection.dialect.name == "postgresql":  # tokens and rows of one snapshot
-                connection.execution_options(isolation_level="REPEATABLE READ")
-            marks = slot_marks(connection, table, request.start, request.end, None)
-            held = partial(self._is_held, table, sheet)
-            for run in load_runs(marks, held, SPECS[table].grain):
-                self._load(connection, table, sheet, run)
-
-    def _get(self, connection: Connection, key: tuple[str, str, datetime], token: str) -> pa.Table:
-        held = self._held(key, token)
-        if held is not None:
-            return held
-        table, sheet, bucket = key
-        return self._load(connection, table, sheet, [(bucket, token)])[0]
-
-    def _is_held(self, table: str, sheet: str, bucket: datetime, token: str) -> bool:
-        return self._held((table, sheet, bucket), token) is not None
-
-    def _held(self, key: tuple[str, str, datetime], token: str) -> pa.Table | None:
-        """The copy of ``key`` if its token is ``token``; or, for a projected slot whose whole
-        slot is held with it, the projection (summed, then held): else ``None``."""
-        with self._lock:
-            held = self._slots.used(key, token)
-            if held is not None:
-                self.stats.hits += 1
-                return held
-        rows = self._from_whole(key, token)
-        return None if rows is None else self._hold(key, token, rows)
-
-    def _load(
-        self, connection: Connection, table: str, sheet: str, run: list[tuple[datetime, str]]
-    ) -> list[pa.Table]:
-        """Read the consecutive slots ``run`` names (bucket, token) and hold them: narrowed
-        and coded together (an Arrow call per column costs more than a small slot's rows),
-        then each slot copied out into buffers of its own (a slice would hold the whole run
-        in memory, and be counted whole)."""
-        rows, spans = load_run(connection, table, sheet, [bucket for bucket, _ in run])
-        rows = measures_narrowed(rows)
-        with self._lock:
-            rows = self._codes.encoded(rows)
-        tables = [_copied_out(rows, *spans.get(bucket, (0, 0))) for bucket, _ in run]
-        with self._lock:
-            for (bucket, token), slot_rows in zip(run, tables, strict=True):
-                self._slots.put((table, sheet, bucket), Slot.of(token, slot_rows))
-                self.stats.loads += 1
-        return tables
-
-    def _hold(self, key: tuple[str, str, datetime], token: str, rows: pa.Table) -> pa.Table:
-        """Hold a slot's ``rows`` (measures narrowed, keys coded) as read under ``token``."""
-        rows = measures_narrowed(rows)
-        with self._lock:
-            loaded = self._codes.encoded(rows)
-            self._slots.put(key, Slot.of(token, loaded))
-            self.stats.loads += 1
-        return loaded
-
-    def _from_whole(self, key: tuple[str, str, datetime], token: str) -> pa.Table | None:
-        """A projected slot summed from its whole slot, if that is in memory with ``token``
-        (laid out as ``load_run``'s: the fields, then the measures); else ``None``."""
-        table, sheet, bucket = key
-        if not sheet.startswith(PROJECTED):
-            return None
-        with self._lock:
-            whole = self._slots.peek((table, "", bucket))
-        if whole is None or whole.token != token:
-            return None
-        fields = [name for name in sheet.removeprefix(PROJECTED).split(",") if name]
-        return sum_by(whole.table, fields, SPECS[table].measures)
-
-
-def _copied_out(rows: pa.Table, start: int, length: int) -> pa.Table:
-    """``rows[start:start + length]`` in buffers of its own."""
-    if length == rows.num_rows:
-        return rows
-    return rows.take(pa.array(np.arange(start, start + length, dtype=np.int32)))
