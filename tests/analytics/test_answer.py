@@ -133,6 +133,18 @@ def test_the_json_is_row_to_dict_of_the_rows(seed: int) -> None:
         assert text == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
 
 
+def test_the_json_of_a_table_in_chunks_and_slices() -> None:
+    """The rows are read from the text column's buffers: chunks and slices (an offset into
+    the buffers) give the same text as one whole table."""
+    table = answer_table(random_sums(random.Random(5), 200), query())
+    whole = answer_json(table, GROUP)
+    parts = pa.concat_tables([table.slice(0, 70), table.slice(70, 1), table.slice(71)])
+    assert parts["cost_micro"].num_chunks == 3
+    assert answer_json(parts, GROUP) == whole
+    middle = answer_json(table.slice(50, 100), GROUP)
+    assert json.loads(middle) == json.loads(whole)[50:150]
+
+
 def test_an_empty_answer() -> None:
     empty = sums_schema(GROUP, True, MEASURES).empty_table()
     table = answer_table(empty, query())

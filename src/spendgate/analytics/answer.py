@@ -206,8 +206,7 @@ def answer_json(table: pa.Table, group_by: Sequence[str]) -> str:
     names = set(table.column_names)
     fields: list[tuple[str, pa.Array]] = [(name, _text(table[name])) for name in group_by]
     if "bucket" in names:
-        stamps = pc.strftime(table["bucket"], "%Y-%m-%dT%H:%M")
-        fields.append(("bucket", _joined('"', stamps, ':00Z"')))
+        fields.append(("bucket", _stamps(table["bucket"])))
     fields += [(name, pc.cast(table[name], pa.string())) for name in INTEGERS]
     fields += [(name, _dollars(table, name)) for name in MONEY]
     fields.append(("cache_hit_rate", _decimal(table["cache_hit_rate"], RATE_PLACES)))
@@ -218,8 +217,8 @@ def answer_json(table: pa.Table, group_by: Sequence[str]) -> str:
     pieces: list[Any] = []
     for index, (name, text) in enumerate(fields):
         pieces += [("{" if not index else ",") + json.dumps(name) + ":", pc.fill_null(text, "null")]
-    rows = _joined(*pieces, "}")
-    return "[" + ",".join(rows.to_pylist()) + "]"
+    rows = _joined(*pieces, "},")
+    return "[" + _concatenated(rows)[:-1] + "]"
 
 
 def _joined(*pieces: Any) -> pa.Array:
@@ -228,11 +227,38 @@ def _joined(*pieces: Any) -> pa.Array:
     return pc.binary_join_element_wise(*columns, "")
 
 
+def _concatenated(text: pa.Array | pa.ChunkedArray) -> str:
+    """The strings of ``text`` back to back, read from its buffers (no Python string per
+    row: ~0.5 µs a row)."""
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    parts = []
+    for chunk in chunks:
+        if len(chunk):
+            _, offsets, data = chunk.buffers()
+            ends = np.frombuffer(offsets, np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+            parts.append(str(memoryview(data)[ends[0] : ends[-1]], "utf-8"))
+    return "".join(parts)
+
+
 def _text(values: pa.ChunkedArray) -> pa.Array:
-    """A string column as JSON strings (each distinct value through ``json.dumps``)."""
+    """A string column as JSON strings: each distinct value quoted, and escaped by
+    ``json.dumps`` if it holds a quote, a backslash or a control character."""
     coded = pc.dictionary_encode(values.combine_chunks())
-    literals = [json.dumps(value, ensure_ascii=False) for value in coded.dictionary.to_pylist()]
-    return pc.take(pa.array(literals, pa.string()), coded.indices)
+    distinct = coded.dictionary
+    literals = _joined('"', distinct, '"')
+    escaped = pc.match_substring_regex(distinct, r'["\\\x00-\x1f]')
+    if pc.any(escaped).as_py():
+        written = [json.dumps(v, ensure_ascii=False) for v in distinct.filter(escaped).to_pylist()]
+        literals = pc.replace_with_mask(literals, escaped, pa.array(written, pa.string()))
+    return pc.take(literals, coded.indices)
+
+
+def _stamps(buckets: pa.ChunkedArray) -> pa.Array:
+    """The buckets as JSON strings, ISO 8601 in UTC (each distinct one formatted once:
+    Arrow's ``strftime`` takes ~4 µs a value)."""
+    coded = pc.dictionary_encode(buckets.combine_chunks())
+    stamps = pc.strftime(coded.dictionary, "%Y-%m-%dT%H:%M")
+    return pc.take(_joined('"', stamps, ':00Z"'), coded.indices)
 
 
 def _dollars(table: pa.Table, name: str) -> pa.Array:
@@ -251,8 +277,8 @@ def _decimal(scaled: pa.ChunkedArray, places: int) -> pa.Array:
 
 
 def _decimal_text(whole: Any, fraction: Any, places: int) -> pa.Array:
-    digits = pc.utf8_rtrim(pc.utf8_lpad(pc.cast(fraction, pa.string()), places, "0"), "0")
-    point = pc.if_else(pc.equal(pc.utf8_length(digits), 0), "", ".")
+    digits = pc.ascii_rtrim(pc.ascii_lpad(pc.cast(fraction, pa.string()), places, "0"), "0")
+    point = pc.if_else(pc.equal(pc.binary_length(digits), 0), "", ".")
     return _joined('"', pc.cast(whole, pa.string()), point, digits, '"')
 
 
