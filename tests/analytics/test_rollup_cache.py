@@ -487,6 +487,33 @@ def test_a_cold_range_is_answered_in_sql_while_a_worker_loads_it(db_url: str, st
 NOW = T0 + SPAN + timedelta(hours=5)  # "now" for warming: after the events
 
 
+def test_close_during_a_rehearsal_leaves_no_summing_thread(db_url: str, store: Store) -> None:
+    """``close`` while the worker runs what follows warming (the gateway: ``rehearse``,
+    whose questions sum in the helper threads): the rehearsal ends, then the helpers stop.
+    (Stopping the helpers first let the rehearsal start new ones that nothing stopped.)"""
+    store.insert_events(made_events())
+    store.fold()
+    before = set(threading.enumerate())
+    reader = open_store(db_url)
+    started, go = threading.Event(), threading.Event()
+
+    def then() -> None:
+        started.set()
+        go.wait(10)
+        rehearse(reader, NOW, 4)
+
+    reader.rollup_cache.warm(NOW, 4, then=then)
+    assert started.wait(30)
+    closing = threading.Thread(target=reader.close)
+    closing.start()
+    closing.join(0.3)  # close has begun (and, before the mend, shut the helpers)
+    go.set()
+    closing.join(30)
+    assert not closing.is_alive()
+    left = [t.name for t in set(threading.enumerate()) - before]
+    assert not left
+
+
 @contextmanager
 def stored_and_read(db_url: str, store: Store) -> Iterator[tuple[Store, list[Event]]]:
     """``made_events`` stored and folded by ``store``, and another store over the same

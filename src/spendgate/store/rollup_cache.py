@@ -131,12 +131,14 @@ class RollupCache:
         self._worker.wait()
 
     def close(self) -> None:
-        """Stop the worker (after the load it is doing; what is still asked of it is dropped)
-        and the helper threads, and drop every copy."""
-        summer, self._summer = self._summer, None
+        """Stop the worker (after the load it is doing; what is still asked of it is dropped),
+        then the helper threads (a rehearsal the worker runs sums in them to the end), and
+        drop every copy."""
+        self._worker.close()
+        with self._lock:
+            summer, self._summer = self._summer, None
         if summer is not None:
             summer.shutdown()
-        self._worker.close()
         self.clear()
 
     def group(
