@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -143,6 +144,17 @@ def test_the_json_of_a_table_in_chunks_and_slices() -> None:
     assert answer_json(parts, GROUP) == whole
     middle = answer_json(table.slice(50, 100), GROUP)
     assert json.loads(middle) == json.loads(whole)[50:150]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 150])
+def test_a_big_answer_written_in_halves_is_the_same_json(
+    rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = answer_table(random_sums(random.Random(rows), rows), query())
+    whole = answer_json(table, GROUP)
+    # the package's ``answer`` is the function: the module by its name
+    monkeypatch.setattr(sys.modules["spendgate.analytics.answer"], "_HALVED_ROWS", 2)
+    assert answer_json(table, GROUP) == whole
 
 
 def test_an_empty_answer() -> None:
