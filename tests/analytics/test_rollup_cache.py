@@ -358,8 +358,9 @@ def test_a_repeated_sessions_question_counts_only_what_the_edges_touch(
 
 
 def test_a_raw_edge_is_kept_until_an_event_reaches_its_hour(store: Store) -> None:
-    """A repeated question reads no raw edge again while its hour is unchanged; an event
-    added to that hour is counted at once (pending), and after the fold that moves it."""
+    """A repeated question, or another over the same range, reads no raw edge again while
+    its hour is unchanged; an event added to that hour is counted at once (pending), and
+    after the fold that moves it."""
     reads: list[str] = []
 
     def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -375,7 +376,7 @@ def test_a_raw_edge_is_kept_until_an_event_reaches_its_hour(store: Store) -> Non
     since, until = T0 + timedelta(hours=1, minutes=20), T0 + timedelta(days=8, hours=5, minutes=20)
     query = SpendQuery.of(since, until, group_by="department", sessions=True)
 
-    def asked() -> int:
+    def asked(query: SpendQuery = query) -> int:
         """Check the answer; how many statements read ``events``."""
         reads.clear()
         check(store, made, query)
@@ -386,6 +387,13 @@ def test_a_raw_edge_is_kept_until_an_event_reaches_its_hour(store: Store) -> Non
         assert asked() == 4  # each edge: its measures, its requests per session and workflow
         store.rollup_cache.wait()
         assert asked() == 0  # both edges kept (the rest from the loaded slots)
+        # other questions over the same edges: summed from their sums by every field
+        for other in (
+            SpendQuery.of(since, until, group_by="project,region", bucket="day", sessions=True),
+            SpendQuery.of(since, until, filters={"department": "eng"}, bucket="week"),
+            SpendQuery.of(since, until, group_by="user_id", filters={"user_id": ""}),
+        ):
+            assert asked(other) == 0
         late = [Event(ts=until - timedelta(minutes=2), department="ops", session_id="late")]
         store.insert_events(late)  # pending: the end edge's hour is read again
         made += late

@@ -11,7 +11,7 @@ Money is ``Decimal``; see docs/analytics.md for every measure's definition.
 """
 
 from spendgate.analytics.answer import answer_json
-from spendgate.analytics.measures import bucket_start, bucket_starts
+from spendgate.analytics.measures import bucket_starts
 from spendgate.analytics.models import ModelRow, models
 from spendgate.analytics.query import (
     BUCKETS,
@@ -34,6 +34,7 @@ from spendgate.analytics.spend import (
     totals,
 )
 from spendgate.store.spend import DIMENSIONS
+from spendgate.store.types import bucket_start
 
 __all__ = [
     "BUCKETS",

@@ -5,7 +5,7 @@ percentiles from the latency histogram, ordering. No I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 from itertools import accumulate
 
@@ -14,24 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spendgate.store.schema import LATENCY_BOUNDS_MS
+from spendgate.store.types import bucket_start
 
 _LOWS = (0, *LATENCY_BOUNDS_MS)  # each histogram bucket's lower bound (ms)
-
-
-def bucket_start(moment: datetime, bucket: str) -> datetime:
-    """The start (UTC) of the ``hour`` / ``day`` / ``week`` (ISO: Monday) / ``month`` holding
-    ``moment``."""
-    moment = moment.astimezone(UTC)
-    if bucket == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if bucket == "day":
-        return day
-    if bucket == "week":
-        return day - timedelta(days=day.weekday())
-    if bucket == "month":
-        return day.replace(day=1)
-    raise ValueError(f"unknown bucket {bucket!r}")
 
 
 def next_bucket(start: datetime, bucket: str) -> datetime:

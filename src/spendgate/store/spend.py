@@ -22,7 +22,8 @@ raw edges): requests and spend per group, slot and id, each part signed as above
 
 Each rollup part is summed from ``store.rollup_cache`` when one is given (its columnar copies
 of the slots, checked against the writer's tokens in the same snapshot), else in SQL. The
-cache also keeps a raw edge's sums while its hour is unchanged (``_read``).
+cache also keeps a raw edge's sums by every rollup field while its hour is unchanged, and
+sums any later question over that edge from them in Arrow (``_read``).
 
 Each part is one ``SELECT … GROUP BY`` (``store.spend_sql``), all in one snapshot of the
 database (SQLite's read transaction; ``REPEATABLE READ`` on PostgreSQL), so a fold running
@@ -48,7 +49,7 @@ from spendgate.store.schema import ID_FIELDS, ROLLUP_DIMENSIONS
 from spendgate.store.slot_sums import negated, sum_by, sums_schema
 from spendgate.store.spend_ids import coded, count, distinct, split
 from spendgate.store.spend_sql import Ask, hour_state, layout, part_query
-from spendgate.store.types import floor_time
+from spendgate.store.types import bucket_start, floor_time
 
 # Every field a spend query may group or filter by.
 DIMENSIONS = (*ROLLUP_DIMENSIONS, *ID_FIELDS)
@@ -290,16 +291,45 @@ def _with_table(
 
 
 def _read(connection: Connection, part: Part, ask: Ask, cache: RollupCache | None) -> pa.Table:
-    """``part``'s sums (``_run``). A raw edge within one hour is kept by ``cache`` for a
-    repeated question, under its hour's token, while no pending row is of that hour: an event
-    added to the hour stays pending until the fold that gives the hour a new token."""
+    """``part``'s sums (``_run``). A raw edge within one hour is kept by ``cache``, summed
+    by every rollup field (``_by_every_field``: any question over it is summed from that),
+    under its hour's token, while no pending row is of that hour: an event added to the hour
+    stays pending until the fold that gives the hour a new token."""
     hour = floor_time(part.start, _HOUR)
     if cache is None or part.source != "events" or part.end > hour + _HOUR:
         return _run(connection, part, ask)
     token, pending = connection.execute(hour_state(), {"hour": hour}).one()
     if pending:
         return _run(connection, part, ask)
-    return cache.kept(("events", part, ask, token), lambda: _run(connection, part, ask))
+    every = _by_every_field(ask)
+    if every is None:
+        return cache.kept(("events", part, ask, token), lambda: _run(connection, part, ask))
+    rows = cache.kept(("events", part, every, token), lambda: _run(connection, part, every))
+    return _regrouped(rows, part, ask)
+
+
+def _by_every_field(ask: Ask) -> Ask | None:
+    """``ask`` grouped by every rollup field, not filtered and with no grain: a raw edge's
+    sums from which any question naming only rollup fields is summed in Arrow
+    (``_regrouped``), so a new question over the same edge runs no SQL. ``None`` for a
+    question that names an id field or counts distinct ids (not additive)."""
+    named = {*ask.group_by, *(name for name, _ in ask.filters)}
+    if ask.distinct or not named <= set(ROLLUP_DIMENSIONS):
+        return None
+    return replace(ask, group_by=ROLLUP_DIMENSIONS, filters=(), grain=None)
+
+
+def _regrouped(rows: pa.Table, part: Part, ask: Ask) -> pa.Table:
+    """``_by_every_field``'s sums of a raw edge as ``ask``'s: its filters applied (``''``
+    matches a missing value, kept as ``''``), summed by its keys, in the grain's slot that
+    holds the edge (an edge lies within one hour: in one slot of every grain)."""
+    for name, value in ask.filters:
+        rows = rows.filter(pc.equal(rows[name], value))
+    sums = sum_by(rows, ask.keys, ask.measures)
+    if ask.grain is not None:
+        slot = pa.scalar(bucket_start(part.start, ask.grain), pa.timestamp("us", tz="UTC"))
+        sums = sums.add_column(len(ask.keys), "slot", pa.repeat(slot, sums.num_rows))
+    return sums
 
 
 def _run(connection: Connection, part: Part, ask: Ask) -> pa.Table:

@@ -50,6 +50,22 @@ def floor_time(moment: datetime, step: timedelta) -> datetime:
     return moment - (moment - _EPOCH) % step
 
 
+def bucket_start(moment: datetime, bucket: str) -> datetime:
+    """The start (UTC) of the ``hour`` / ``day`` / ``week`` (ISO: Monday) / ``month`` holding
+    ``moment``."""
+    moment = moment.astimezone(UTC)
+    if bucket == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if bucket == "day":
+        return day
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    raise ValueError(f"unknown bucket {bucket!r}")
+
+
 def as_utc(value: datetime) -> datetime:
     """``value`` converted to UTC; ``ValueError`` for a naive datetime."""
     if value.tzinfo is None or value.utcoffset() is None:
