@@ -384,10 +384,12 @@ def test_a_raw_edge_is_kept_until_an_event_reaches_its_hour(store: Store) -> Non
 
     event.listen(store.engine, "before_cursor_execute", seen)
     try:
-        assert asked() == 4  # each edge: its measures, its requests per session and workflow
+        # each edge: its measures, its requests per session and workflow (the worker reads
+        # them by every field meanwhile: counted too if it is quick)
+        assert asked() >= 4
         store.rollup_cache.wait()
         assert asked() == 0  # both edges kept (the rest from the loaded slots)
-        # other questions over the same edges: summed from their sums by every field
+        # other questions over the same edges: summed from the worker's sums by every field
         for other in (
             SpendQuery.of(since, until, group_by="project,region", bucket="day", sessions=True),
             SpendQuery.of(since, until, filters={"department": "eng"}, bucket="week"),
@@ -399,8 +401,10 @@ def test_a_raw_edge_is_kept_until_an_event_reaches_its_hour(store: Store) -> Non
         made += late
         assert asked() == 2
         store.fold()  # the hour has a new token: read again once, then kept
-        assert asked() == 2
+        assert asked() >= 2
+        store.rollup_cache.wait()
         assert asked() == 0
+        assert asked(other) == 0
     finally:
         event.remove(store.engine, "before_cursor_execute", seen)
 
@@ -591,7 +595,7 @@ def test_warming_then_rehearses_a_question_of_each_kind(
 
         cache.warm(now, 4, then=failing)
         cache.wait()
-        assert "what was to run after warming failed" in caplog.text
+        assert "work queued for the worker failed" in caplog.text
         old = SpendQuery.of(T0, T0 + timedelta(days=EAGER_SLOTS + 1), group_by=WIDE)
         loads = cache.stats.loads
         check(reader, made, old)  # in SQL: the worker loads its slots meanwhile

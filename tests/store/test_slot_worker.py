@@ -84,7 +84,7 @@ def test_a_failed_load_or_call_is_logged_and_the_worker_goes_on(
         worker.wait()
     assert loaded == [request(2)]
     assert "could not load spend_hourly" in caplog.text
-    assert "what was to run after warming failed" in caplog.text
+    assert "work queued for the worker failed" in caplog.text
     worker.later(request(1))  # the failed request can be asked again
     worker.wait()
     worker.close()

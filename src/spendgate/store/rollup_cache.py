@@ -98,6 +98,7 @@ class RollupCache:
         self._slots = HeldSlots(max_bytes)
         self._kept = KeptSums(max_bytes * _SUMS_SHARE)  # by question
         self._codes = ValueCodes()  # key values as int32 codes (the caller holds the lock)
+        self._making: set[Hashable] = set()  # what the worker is asked to keep (keep_later)
         self.stats = CacheStats()
         self._loader = SlotLoader(self._lock, self._slots, self._codes, self.stats, engine)
         self._worker = SlotWorker(self._loader.load_range, self._has_room)
@@ -236,6 +237,33 @@ class RollupCache:
             table = make()
             self._store(asked, table)
         return table
+
+    def kept_only(self, key: Hashable) -> pa.Table | None:
+        """What ``kept`` keeps under ``key``, if it is kept (nothing is made)."""
+        return self._reused(("kept", key))
+
+    def keep_later(self, key: Hashable, make: Callable[[], pa.Table | None]) -> None:
+        """Have the worker keep ``make()`` under ``key`` (as ``kept`` does; ``None``: nothing
+        to keep), once, unless it is kept or asked already; meanwhile the caller answers
+        without it."""
+        with self._lock:
+            if key in self._making:
+                return
+            self._making.add(key)
+
+        def run() -> None:
+            try:
+                if self.kept_only(key) is None:
+                    table = make()
+                    if table is not None:
+                        self._store(("kept", key), table)
+            finally:
+                with self._lock:
+                    self._making.discard(key)
+
+        if self._engine is None or not self._worker.put(run):
+            with self._lock:
+                self._making.discard(key)
 
     def _reused(self, asked: tuple[Any, ...], *, hits: int = 0) -> pa.Table | None:
         """The sums kept for ``asked`` (counted as reused, and ``hits`` slots as hits), or

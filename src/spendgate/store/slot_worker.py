@@ -41,10 +41,11 @@ class SlotWorker:
             if request not in self._waiting and self._queued(request):
                 self._waiting.add(request)
 
-    def put(self, work: SlotRange | Callable[[], object]) -> None:
-        """Queue ``work``; the thread is started if it is not running."""
+    def put(self, work: SlotRange | Callable[[], object]) -> bool:
+        """Queue ``work``; the thread is started if it is not running. ``False``: refused
+        (closing)."""
         with self._lock:
-            self._queued(work)
+            return self._queued(work)
 
     def _queued(self, work: SlotRange | Callable[[], object]) -> bool:
         """Queue ``work`` (the caller holds the lock), unless closing: a second thread would
@@ -97,6 +98,6 @@ class SlotWorker:
             if not self._closing:
                 then()
         except Exception:  # best effort: nothing waits for its result
-            log.warning("rollup cache: what was to run after warming failed", exc_info=True)
+            log.warning("rollup cache: work queued for the worker failed", exc_info=True)
         finally:
             self._queue.task_done()

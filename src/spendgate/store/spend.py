@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -180,13 +181,13 @@ def sum_spend(
                     else:
                         in_sql.append((part, one))
         for part, one in in_sql:
-            table = _read(connection, part, one, cache)
+            table = _read(engine, connection, part, one, cache)
             if one.ids and cache is not None:
                 table = coded(table, one.keys, one.ids[0], cache)
             sums[one].append(table)
         by_id = replace(ask, distinct=False, ids=ID_FIELDS)
         for part in raw:
-            read = _read(connection, part, by_id, cache)
+            read = _read(engine, connection, part, by_id, cache)
             table = split(read, ask.group_by, slotted, cache)
             for one in id_asks:
                 sums[one].append(table[one.ids[0]])
@@ -290,22 +291,41 @@ def _with_table(
     ]
 
 
-def _read(connection: Connection, part: Part, ask: Ask, cache: RollupCache | None) -> pa.Table:
-    """``part``'s sums (``_run``). A raw edge within one hour is kept by ``cache``, summed
-    by every rollup field (``_by_every_field``: any question over it is summed from that),
-    under its hour's token, while no pending row is of that hour: an event added to the hour
-    stays pending until the fold that gives the hour a new token."""
+def _read(
+    engine: Engine, connection: Connection, part: Part, ask: Ask, cache: RollupCache | None
+) -> pa.Table:
+    """``part``'s sums (``_run``). A raw edge within one hour is kept by ``cache`` for a
+    repeated question, under its hour's token, while no pending row is of that hour: an event
+    added to the hour stays pending until the fold that gives the hour a new token. The
+    cache's worker also reads the edge summed by every rollup field (``_by_every_field``),
+    from which any later question over it is summed in Arrow, without SQL."""
     hour = floor_time(part.start, _HOUR)
     if cache is None or part.source != "events" or part.end > hour + _HOUR:
         return _run(connection, part, ask)
     token, pending = connection.execute(hour_state(), {"hour": hour}).one()
     if pending:
         return _run(connection, part, ask)
+    asked = ("events", part, ask, token)
     every = _by_every_field(ask)
     if every is None:
-        return cache.kept(("events", part, ask, token), lambda: _run(connection, part, ask))
-    rows = cache.kept(("events", part, every, token), lambda: _run(connection, part, every))
-    return _regrouped(rows, part, ask)
+        return cache.kept(asked, lambda: _run(connection, part, ask))
+    whole = cache.kept_only(("events", part, every, token))
+    if whole is None:
+        make = partial(_edge_rows, engine, part, every, token)
+        cache.keep_later(("events", part, every, token), make)
+        return cache.kept(asked, lambda: _run(connection, part, ask))
+    return cache.kept(asked, lambda: _regrouped(whole, part, ask))
+
+
+def _edge_rows(engine: Engine, part: Part, every: Ask, token: str) -> pa.Table | None:
+    """A raw edge summed by every rollup field (``every``), read in a snapshot of its own
+    where its hour still has ``token`` and nothing pending; else ``None``."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        hour = floor_time(part.start, _HOUR)
+        now, pending = connection.execute(hour_state(), {"hour": hour}).one()
+        return None if pending or now != token else _run(connection, part, every)
 
 
 def _by_every_field(ask: Ask) -> Ask | None:
