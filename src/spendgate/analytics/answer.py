@@ -17,7 +17,7 @@ value leaves int64. Arithmetic is checked: a sum too large for int64 raises
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -256,25 +256,33 @@ def _concatenated(text: pa.Array | pa.ChunkedArray) -> str:
     return "".join(parts)
 
 
+def _per_distinct(values: pa.ChunkedArray, text: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``text`` of each distinct value of ``values`` (made once per value), row by row."""
+    coded = pc.dictionary_encode(values.combine_chunks())
+    return pc.take(text(coded.dictionary), coded.indices)
+
+
 def _text(values: pa.ChunkedArray) -> pa.Array:
     """A string column as JSON strings: each distinct value quoted, and escaped by
     ``json.dumps`` if it holds a quote, a backslash or a control character."""
-    coded = pc.dictionary_encode(values.combine_chunks())
-    distinct = coded.dictionary
+    return _per_distinct(values, _quoted)
+
+
+def _quoted(distinct: pa.Array) -> pa.Array:
     literals = _joined('"', distinct, '"')
     escaped = pc.match_substring_regex(distinct, r'["\\\x00-\x1f]')
     if pc.any(escaped).as_py():
         written = [json.dumps(v, ensure_ascii=False) for v in distinct.filter(escaped).to_pylist()]
         literals = pc.replace_with_mask(literals, escaped, pa.array(written, pa.string()))
-    return pc.take(literals, coded.indices)
+    return literals
 
 
 def _stamps(buckets: pa.ChunkedArray) -> pa.Array:
     """The buckets as JSON strings, ISO 8601 in UTC (each distinct one formatted once:
     Arrow's ``strftime`` takes ~4 µs a value)."""
-    coded = pc.dictionary_encode(buckets.combine_chunks())
-    stamps = pc.strftime(coded.dictionary, "%Y-%m-%dT%H:%M")
-    return pc.take(_joined('"', stamps, ':00Z"'), coded.indices)
+    return _per_distinct(
+        buckets, lambda starts: _joined('"', pc.strftime(starts, "%Y-%m-%dT%H:%M"), ':00Z"')
+    )
 
 
 def _dollars(table: pa.Table, name: str) -> pa.Array:

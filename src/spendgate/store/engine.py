@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,16 @@ POSTGRES_DRIVERS = ("postgresql", "postgres", "postgresql+psycopg")
 BEGIN_MODE = "spendgate_sqlite_begin"
 # The oldest SQLite library the store's SQL runs on (aggregate ``FILTER``: 3.30).
 MIN_SQLITE = (3, 30)
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one snapshot of the database: SQLite's read
+    transaction; ``REPEATABLE READ`` on PostgreSQL."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        yield connection
 
 
 def masked(url: URL) -> str:

@@ -68,7 +68,7 @@ from spendgate.store.slot_plan import (
     warm_requests,
 )
 from spendgate.store.slot_sums import summed, sums_schema
-from spendgate.store.slot_worker import SlotWorker
+from spendgate.store.slot_worker import SlotWorker, Work
 from spendgate.store.value_codes import ValueCodes
 
 _T = TypeVar("_T")
@@ -98,7 +98,6 @@ class RollupCache:
         self._slots = HeldSlots(max_bytes)
         self._kept = KeptSums(max_bytes * _SUMS_SHARE)  # by question
         self._codes = ValueCodes()  # key values as int32 codes (the caller holds the lock)
-        self._making: set[Hashable] = set()  # what the worker is asked to keep (keep_later)
         self.stats = CacheStats()
         self._loader = SlotLoader(self._lock, self._slots, self._codes, self.stats, engine)
         self._worker = SlotWorker(self._loader.load_range, self._has_room)
@@ -244,26 +243,15 @@ class RollupCache:
 
     def keep_later(self, key: Hashable, make: Callable[[], pa.Table | None]) -> None:
         """Have the worker keep ``make()`` under ``key`` (as ``kept`` does; ``None``: nothing
-        to keep), once, unless it is kept or asked already; meanwhile the caller answers
-        without it."""
-        with self._lock:
-            if key in self._making:
-                return
-            self._making.add(key)
+        to keep), unless it is asked already; meanwhile the caller answers without it."""
 
-        def run() -> None:
-            try:
-                if self.kept_only(key) is None:
-                    table = make()
-                    if table is not None:
-                        self._store(("kept", key), table)
-            finally:
-                with self._lock:
-                    self._making.discard(key)
+        def keep() -> None:
+            table = make()
+            if table is not None:
+                self._store(("kept", key), table)
 
-        if self._engine is None or not self._worker.put(run):
-            with self._lock:
-                self._making.discard(key)
+        if self._engine is not None:
+            self._worker.later(Work(("kept", key), keep))
 
     def _reused(self, asked: tuple[Any, ...], *, hits: int = 0) -> pa.Table | None:
         """The sums kept for ``asked`` (counted as reused, and ``hits`` slots as hits), or

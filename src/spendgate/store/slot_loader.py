@@ -21,6 +21,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine
 
 from spendgate.errors import DataError
+from spendgate.store.engine import snapshot
 from spendgate.store.held_slots import HeldSlots, Key, Slot, newest_within
 from spendgate.store.rollup_slots import PROJECTED, load_run, slot_marks
 from spendgate.store.rollup_snapshot import read_snapshot
@@ -58,9 +59,7 @@ class SlotLoader:
         same snapshot: a run of consecutive slots to read in one statement."""
         assert self.engine is not None
         table, sheet = request.table, request.sheet
-        with self.engine.connect() as connection:
-            if connection.dialect.name == "postgresql":  # tokens and rows of one snapshot
-                connection.execution_options(isolation_level="REPEATABLE READ")
+        with snapshot(self.engine) as connection:  # tokens and rows of one snapshot
             marks = slot_marks(connection, table, request.start, request.end, None)
             held = partial(self._is_held, table, sheet)
             for run in load_runs(marks, held, SPECS[table].grain):

@@ -1,7 +1,8 @@
 """The rollup cache's worker (``store.rollup_cache``): one thread that loads slots, and runs
 what it is asked to run, in the order asked, so a query never waits for a long load.
 
-A request for slots (a ``slot_plan.SlotRange``) already waiting is not queued again. A ``warm``
+A request for slots (a ``slot_plan.SlotRange``), or a ``Work`` of the same key, already waiting
+is not queued again (``later``). A ``warm``
 request is loaded only while there is ``room`` for it. A load that fails is logged: the next
 query that needs those slots asks again. ``close`` stops the thread after what it is doing;
 what is still queued, or asked meanwhile (by what the thread is running, say), is dropped.
@@ -12,7 +13,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,31 +23,41 @@ from spendgate.store.slot_plan import SlotRange
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Work:
+    """Something for the worker to run, known by ``key``: ``later`` queues one per key."""
+
+    key: Hashable
+    run: Callable[[], object] = field(compare=False)
+
+    def __call__(self) -> object:
+        return self.run()
+
+
 class SlotWorker:
     """Loads ``SlotRange`` requests with ``load`` in a thread started at the first request
-    (``warm`` ones only while ``room()``), and runs the callables ``put`` queues between
-    them."""
+    (``warm`` ones only while ``room()``), and runs between them the callables ``put``
+    queues and the ``Work`` ``later`` queues."""
 
     def __init__(self, load: Callable[[SlotRange], object], room: Callable[[], bool]) -> None:
         self._load = load
         self._room = room
         self._queue: queue.Queue[SlotRange | Callable[[], object] | None] = queue.Queue()
-        self._waiting: set[SlotRange] = set()
+        self._waiting: set[SlotRange | Work] = set()
         self._thread: threading.Thread | None = None
         self._closing = False
         self._lock = threading.Lock()
 
-    def later(self, request: SlotRange) -> None:
-        """Load the slots ``request`` names (unless the same request is waiting)."""
+    def later(self, request: SlotRange | Work) -> None:
+        """Load the slots ``request`` names, or run it (unless the same request is waiting)."""
         with self._lock:
             if request not in self._waiting and self._queued(request):
                 self._waiting.add(request)
 
-    def put(self, work: SlotRange | Callable[[], object]) -> bool:
-        """Queue ``work``; the thread is started if it is not running. ``False``: refused
-        (closing)."""
+    def put(self, work: SlotRange | Callable[[], object]) -> None:
+        """Queue ``work``; the thread is started if it is not running."""
         with self._lock:
-            return self._queued(work)
+            self._queued(work)
 
     def _queued(self, work: SlotRange | Callable[[], object]) -> bool:
         """Queue ``work`` (the caller holds the lock), unless closing: a second thread would
@@ -78,19 +90,24 @@ class SlotWorker:
 
     def _work(self) -> None:
         while (request := self._queue.get()) is not None:
-            if not isinstance(request, SlotRange):
-                self._call(request)
-                continue
             try:
-                if not self._closing and (not request.warm or self._room()):
-                    self._load(request)
-            except SQLAlchemyError as exc:  # the next query that needs them asks again
-                log.warning("rollup cache: could not load %s: %s", request.table, exc)
+                if isinstance(request, SlotRange):
+                    self._load_range(request)
+                else:
+                    self._call(request)
             finally:
-                with self._lock:
-                    self._waiting.discard(request)
+                if isinstance(request, SlotRange | Work):  # what ``later`` may have queued
+                    with self._lock:
+                        self._waiting.discard(request)
                 self._queue.task_done()
         self._queue.task_done()
+
+    def _load_range(self, request: SlotRange) -> None:
+        try:
+            if not self._closing and (not request.warm or self._room()):
+                self._load(request)
+        except SQLAlchemyError as exc:  # the next query that needs them asks again
+            log.warning("rollup cache: could not load %s: %s", request.table, exc)
 
     def _call(self, then: Callable[[], object]) -> None:
         """Run ``then`` (not while closing): a failure is logged, and the worker goes on."""
@@ -99,5 +116,3 @@ class SlotWorker:
                 then()
         except Exception:  # best effort: nothing waits for its result
             log.warning("rollup cache: work queued for the worker failed", exc_info=True)
-        finally:
-            self._queue.task_done()

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 
+from spendgate.store.engine import snapshot
 from spendgate.store.rollup_cache import RollupCache
 from spendgate.store.rollup_slots import fetched
 from spendgate.store.rollups import choose, held_until, sealed_until
@@ -156,9 +157,7 @@ def sum_spend(
     # Cached parts, summed meanwhile; an id ask's day part: its rows, counted meanwhile.
     summing: list[tuple[Future[pa.Table], Part, Ask]] = []
     bigs: dict[Ask, tuple[Future[pa.Table], Part, Future[pa.Table]]] = {}
-    with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":  # one snapshot for every part
-            connection.execution_options(isolation_level="REPEATABLE READ")
+    with snapshot(engine) as connection:  # one snapshot for every part
         sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
         in_sql: list[tuple[Part, Ask]] = []
         raw: dict[Part, None] = {}  # the id asks' raw and pending parts: one query for both
@@ -181,13 +180,13 @@ def sum_spend(
                     else:
                         in_sql.append((part, one))
         for part, one in in_sql:
-            table = _read(engine, connection, part, one, cache)
+            table = _read(connection, part, one, cache)
             if one.ids and cache is not None:
                 table = coded(table, one.keys, one.ids[0], cache)
             sums[one].append(table)
         by_id = replace(ask, distinct=False, ids=ID_FIELDS)
         for part in raw:
-            read = _read(engine, connection, part, by_id, cache)
+            read = _read(connection, part, by_id, cache)
             table = split(read, ask.group_by, slotted, cache)
             for one in id_asks:
                 sums[one].append(table[one.ids[0]])
@@ -291,40 +290,44 @@ def _with_table(
     ]
 
 
-def _read(
-    engine: Engine, connection: Connection, part: Part, ask: Ask, cache: RollupCache | None
-) -> pa.Table:
+def _read(connection: Connection, part: Part, ask: Ask, cache: RollupCache | None) -> pa.Table:
     """``part``'s sums (``_run``). A raw edge within one hour is kept by ``cache`` for a
     repeated question, under its hour's token, while no pending row is of that hour: an event
     added to the hour stays pending until the fold that gives the hour a new token. The
     cache's worker also reads the edge summed by every rollup field (``_by_every_field``),
     from which any later question over it is summed in Arrow, without SQL."""
-    hour = floor_time(part.start, _HOUR)
-    if cache is None or part.source != "events" or part.end > hour + _HOUR:
+    if cache is None or part.source != "events" or part.end > floor_time(part.start, _HOUR) + _HOUR:
         return _run(connection, part, ask)
-    token, pending = connection.execute(hour_state(), {"hour": hour}).one()
+    token, pending = _edge_state(connection, part)
     if pending:
         return _run(connection, part, ask)
-    asked = ("events", part, ask, token)
     every = _by_every_field(ask)
     if every is None:
-        return cache.kept(asked, lambda: _run(connection, part, ask))
-    whole = cache.kept_only(("events", part, every, token))
-    if whole is None:
-        make = partial(_edge_rows, engine, part, every, token)
-        cache.keep_later(("events", part, every, token), make)
-        return cache.kept(asked, lambda: _run(connection, part, ask))
-    return cache.kept(asked, lambda: _regrouped(whole, part, ask))
+        return cache.kept(("events", part, ask, token), lambda: _run(connection, part, ask))
+    whole_key = ("events", part, every, token)
+
+    def make() -> pa.Table:
+        whole = cache.kept_only(whole_key)
+        if whole is not None:
+            return _regrouped(whole, part, ask)
+        cache.keep_later(whole_key, partial(_edge_rows, connection.engine, part, every, token))
+        return _run(connection, part, ask)
+
+    return cache.kept(("events", part, ask, token), make)
 
 
-def _edge_rows(engine: Engine, part: Part, every: Ask, token: str) -> pa.Table | None:
+def _edge_state(connection: Connection, part: Part) -> tuple[str | None, bool]:
+    """The token of the hour a raw edge lies in, and whether a pending row is of that hour
+    (if not, the hour's events are as its token says)."""
+    token, pending = connection.execute(hour_state(), {"hour": floor_time(part.start, _HOUR)}).one()
+    return token, bool(pending)
+
+
+def _edge_rows(engine: Engine, part: Part, every: Ask, token: str | None) -> pa.Table | None:
     """A raw edge summed by every rollup field (``every``), read in a snapshot of its own
     where its hour still has ``token`` and nothing pending; else ``None``."""
-    with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="REPEATABLE READ")
-        hour = floor_time(part.start, _HOUR)
-        now, pending = connection.execute(hour_state(), {"hour": hour}).one()
+    with snapshot(engine) as connection:
+        now, pending = _edge_state(connection, part)
         return None if pending or now != token else _run(connection, part, every)
 
 
