@@ -394,6 +394,7 @@ def test_a_raw_edge_is_kept_until_an_event_reaches_its_hour(store: Store) -> Non
             SpendQuery.of(since, until, group_by="project,region", bucket="day", sessions=True),
             SpendQuery.of(since, until, filters={"department": "eng"}, bucket="week"),
             SpendQuery.of(since, until, group_by="user_id", filters={"user_id": ""}),
+            SpendQuery.of(since, until, group_by="department", latency=False),
         ):
             assert asked(other) == 0
         late = [Event(ts=until - timedelta(minutes=2), department="ops", session_id="late")]

@@ -332,14 +332,15 @@ def _edge_rows(engine: Engine, part: Part, every: Ask, token: str | None) -> pa.
 
 
 def _by_every_field(ask: Ask) -> Ask | None:
-    """``ask`` grouped by every rollup field, not filtered and with no grain: a raw edge's
-    sums from which any question naming only rollup fields is summed in Arrow
-    (``_regrouped``), so a new question over the same edge runs no SQL. ``None`` for a
-    question that names an id field or counts distinct ids (not additive)."""
+    """``ask`` grouped by every rollup field, not filtered, with no grain and with the
+    latency sums: a raw edge's sums from which any question naming only rollup fields, with
+    or without latency, is summed in Arrow (``_regrouped``), so a new question over the same
+    edge runs no SQL. ``None`` for a question that names an id field or counts distinct ids
+    (not additive)."""
     named = {*ask.group_by, *(name for name, _ in ask.filters)}
     if ask.distinct or not named <= set(ROLLUP_DIMENSIONS):
         return None
-    return replace(ask, group_by=ROLLUP_DIMENSIONS, filters=(), grain=None)
+    return replace(ask, group_by=ROLLUP_DIMENSIONS, filters=(), grain=None, latency=True)
 
 
 def _regrouped(rows: pa.Table, part: Part, ask: Ask) -> pa.Table:
