@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from spendgate import analytics
 from spendgate.analytics import SpendQuery, SpendRow, spend
@@ -78,6 +80,37 @@ def test_sessions_and_workflows(loaded: Store) -> None:
     assert sales.cost_per_session == SALES_COST / 2
     assert (sales.workflows, sales.workflow_cost) == (1, SALES_COST)
     assert eng.cost == ENG_COST  # the raw-event path agrees with the rollups
+
+
+@pytest.mark.parametrize("field", ["session_id", "workflow_id"])
+def test_one_session_or_workflow_is_read_by_its_index(loaded: Store, field: str) -> None:
+    """No rollup holds one id's spend: its events are read through ``(id, ts)``, not by
+    walking the range's events (1.2-1.5 s for 30 days at 10 M events on PostgreSQL)."""
+    value = next(getattr(e, field) for e in events() if getattr(e, field))
+    expected = sum(
+        (e.cost_usd or Decimal(0) for e in events() if getattr(e, field) == value), Decimal(0)
+    )
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        if "FROM events" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(loaded.engine, "before_cursor_execute", seen)
+    try:
+        (row,) = spend(loaded, SpendQuery.of(SINCE, UNTIL, filters={field: value}))
+    finally:
+        event.remove(loaded.engine, "before_cursor_execute", seen)
+    assert row.cost == expected
+    assert statements
+    with loaded.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if not sqlite:  # tiny tables: the planner would walk them whatever the indexes
+            connection.exec_driver_sql("SET enable_seqscan = off")
+        for statement, parameters in statements:
+            explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            plan = connection.exec_driver_sql(explain + statement, parameters).fetchall()
+            assert f"ix_events_{field}_ts" in " ".join(str(line) for line in plan)
 
 
 def test_range_edges_not_on_the_hour(loaded: Store) -> None:

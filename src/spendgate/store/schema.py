@@ -120,8 +120,12 @@ ROLLUP_MEASURES = (
 # the spend that carries one.
 ID_MEASURES = ("requests", "cost_micro", "cost_pico")
 
-# Attribution columns with an (owner, ts) index.
-INDEXED_OWNERS = ("key_id", "department", "project", "user_id", "application", "base_model")
+# Attribution columns with an (owner, ts) index. The ids' serve one session's or workflow's
+# spend and events, which no rollup holds: without, a month of them scans a month of events.
+INDEXED_OWNERS = (
+    *("key_id", "department", "project", "user_id", "application", "base_model"),
+    *ID_FIELDS,
+)
 
 
 def _text(name: str, *, nullable: bool = True) -> Column[str]:
