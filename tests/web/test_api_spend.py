@@ -4,6 +4,7 @@ and PostgreSQL: hand-computed answers, auth, precise 400s, exports, the OpenAPI 
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 from collections.abc import Iterator
@@ -195,6 +196,19 @@ def test_models_with_prices_and_unpriced_flagged(web: str) -> None:
 def test_bad_spend_input_is_a_precise_400(web: str, params: dict[str, str], message: str) -> None:
     status, text = error_of(get(web, "/api/v1/spend", **params))
     assert status == 400 and message in text
+
+
+def test_an_answer_of_too_many_rows_is_a_400_unless_limited(
+    web: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = importlib.import_module("spendgate.analytics.answer")  # the module, not answer()
+    monkeypatch.setattr(answers, "MAX_ROWS", 2)  # 100,000 here: three projects are more
+    status, text = error_of(get(web, "/api/v1/spend", group_by="project", **RANGE))
+    assert status == 400
+    assert text.startswith("the answer has 3 rows, more than 2: narrow it with a filter")
+    doc = get(web, "/api/v1/spend", group_by="project", limit="2", **RANGE).json()
+    assert [(r["project"], r["cost"]) for r in doc["rows"]] == [("gamma", "1.3"), ("alpha", "0.3")]
+    assert get(web, "/api/v1/spend", group_by="department", **RANGE).status_code == 200  # two
 
 
 def test_a_repeated_parameter_is_refused(web: str) -> None:

@@ -5,7 +5,7 @@
     answer(store, query) / answer_json    the same answer as columns / as the API's JSON rows
     totals / compare / top / series       the views a dashboard needs (analytics.spend)
     models(store, since, until)           models side by side with catalog prices (analytics.models)
-    DIMENSIONS, BUCKETS, MEASURES, ORDERS what a query may name
+    DIMENSIONS, BUCKETS, MEASURES, ORDERS what a query may name; MAX_ROWS, the most it answers
 
 Money is ``Decimal``; see docs/analytics.md for every measure's definition.
 """
@@ -15,6 +15,7 @@ from spendgate.analytics.measures import bucket_starts
 from spendgate.analytics.models import ModelRow, models
 from spendgate.analytics.query import (
     BUCKETS,
+    MAX_ROWS,
     MEASURES,
     ORDERS,
     SpendQuery,
@@ -39,6 +40,7 @@ from spendgate.store.types import bucket_start
 __all__ = [
     "BUCKETS",
     "DIMENSIONS",
+    "MAX_ROWS",
     "MEASURES",
     "ORDERS",
     "Comparison",

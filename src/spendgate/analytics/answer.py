@@ -29,12 +29,14 @@ from spendgate.analytics.measures import percentile_columns
 from spendgate.analytics.query import (
     COUNTS,
     INTEGERS,
+    MAX_ROWS,
     MONEY,
     RATE_PLACES,
     SESSION_MONEY,
     SpendQuery,
     SpendRow,
 )
+from spendgate.errors import ConfigError
 from spendgate.store.rollup_sql import MICRO
 from spendgate.store.schema import LATENCY_BUCKETS
 from spendgate.store.types import PICO, from_pusd
@@ -45,7 +47,14 @@ def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
     bucket), the counts and tokens, money, ``cache_hit_rate`` (millionths), latency p50/p95
     (float ms, ``None`` without calls or latency), and with ``query.sessions`` the session
     and workflow counts and money; ordered by ``query.order`` (missing values last, ties by
-    bucket then group values) and cut to ``query.limit``."""
+    bucket then group values) and cut to ``query.limit``. ``ConfigError`` for more than
+    ``MAX_ROWS`` rows without a limit (as many as a 30-day question grouped by session, or by
+    user and hour: ~120 MB of JSON taking seconds), rather than some of them silently."""
+    if query.limit is None and sums.num_rows > MAX_ROWS:
+        raise ConfigError(
+            f"the answer has {sums.num_rows:,} rows, more than {MAX_ROWS:,}: narrow it with "
+            "a filter, a shorter range or a coarser bucket, or give a limit for the top rows"
+        )
     columns: dict[str, Any] = {name: sums[name] for name in query.group_by}
     if "slot" in sums.column_names:
         columns["bucket"] = sums["slot"]

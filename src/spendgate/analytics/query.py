@@ -73,7 +73,8 @@ class SpendQuery:
     - ``filters``: ``(field, value)`` pairs, each an equality; ``""`` matches a missing value.
     - ``bucket``: ``hour`` | ``day`` | ``week`` (ISO, Monday) | ``month`` | ``None`` (no series).
     - ``order``: default ``-cost``; ties are broken by bucket then group values.
-    - ``limit``: at most this many rows (``None``: all, up to ``MAX_ROWS``).
+    - ``limit``: at most this many rows (``None``: all; an answer of more than ``MAX_ROWS``
+      rows is then a ``ConfigError``, ``answer.answer_table``).
     - ``sessions``: also count distinct sessions and workflows (cost per session/workflow).
       They come from the id rollups (a row per id and combination of dimensions), so this
       reads more rows than the other measures: slower on long ranges.

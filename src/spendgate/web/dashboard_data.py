@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from spendgate import analytics
-from spendgate.analytics import MEASURES, SpendQuery, SpendRow
+from spendgate.analytics import MAX_ROWS, MEASURES, SpendQuery, SpendRow
 from spendgate.store.db import Store
 
 MODEL = "base_model"  # the catalog's model name: one row per model, whatever profile was called
@@ -36,6 +36,8 @@ class Spend:
         bucket: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
+        # A page shows at most the top ``MAX_ROWS`` (by cost), where the API refuses more.
+        limit = MAX_ROWS if limit is None else limit
         query = SpendQuery.of(since, until, group_by, filters, bucket=bucket, limit=limit)
         return [flat(row) for row in analytics.spend(self.store, query)]
 
