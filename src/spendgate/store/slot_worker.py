@@ -2,10 +2,10 @@
 what it is asked to run, in the order asked, so a query never waits for a long load.
 
 A request for slots (a ``slot_plan.SlotRange``), or a ``Work`` of the same key, already waiting
-is not queued again (``later``). A ``warm``
-request is loaded only while there is ``room`` for it. A load that fails is logged: the next
-query that needs those slots asks again. ``close`` stops the thread after what it is doing;
-what is still queued, or asked meanwhile (by what the thread is running, say), is dropped.
+is not queued again (``later``). A ``warm`` request is loaded only while there is ``room`` for
+it. A load that fails is logged: the next query that needs those slots asks again. ``close``
+stops the thread after what it is doing; what is still queued, or asked meanwhile (by what
+the thread is running, say), is dropped.
 """
 
 from __future__ import annotations
