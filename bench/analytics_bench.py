@@ -334,6 +334,15 @@ QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("by department + sessions", {"group_by": "department", "sessions": True}),
     ("by agent, daily + sessions", {"group_by": "agent", "bucket": "day", "sessions": True}),
     ("by user_id,region + sessions", {"group_by": "user_id,region", "sessions": True}),
+    # grouped by an id, or filtered to no id: through the id rollups
+    ("proj-7 by session_id", {"group_by": "session_id", "filters": {"project": "proj-7"}}),
+    ("agent-5 by workflow_id", {"group_by": "workflow_id", "filters": {"agent": "agent-5"}}),
+    (
+        "proj-7 by session_id, daily",
+        {"group_by": "session_id", "filters": {"project": "proj-7"}, "bucket": "day"},
+    ),
+    ("by department, no workflow", {"group_by": "department", "filters": {"workflow_id": ""}}),
+    ("by session_id, top 100", {"group_by": "session_id", "limit": 100}),
 )
 RAW_QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("by workflow_id + sessions (raw, 1 day)", {"group_by": "workflow_id", "sessions": True}),

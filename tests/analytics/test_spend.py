@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -80,6 +81,44 @@ def test_sessions_and_workflows(loaded: Store) -> None:
     assert sales.cost_per_session == SALES_COST / 2
     assert (sales.workflows, sales.workflow_cost) == (1, SALES_COST)
     assert eng.cost == ENG_COST  # the raw-event path agrees with the rollups
+
+
+def test_grouped_by_an_id_from_the_id_rollups_not_the_events(loaded: Store) -> None:
+    """Grouping by an id (or filtering to no id) is summed from the id rollups (rows with an
+    id) and the other rollups less them (rows with none): no statement reads ``events`` over
+    whole days, and every measure is as the events say."""
+    reads: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        reads.append(statement)
+
+    event.listen(loaded.engine, "before_cursor_execute", seen)
+    try:
+        sessions = by(spend(loaded, SpendQuery.of(SINCE, UNTIL, "session_id")), "session_id")
+        sales = SpendQuery.of(SINCE, UNTIL, "workflow_id", filters={"department": "sales"})
+        workflows = by(spend(loaded, sales), "workflow_id")
+        none = SpendQuery.of(SINCE, UNTIL, "department", filters={"workflow_id": ""})
+        without = by(spend(loaded, none), "department")
+    finally:
+        event.remove(loaded.engine, "before_cursor_execute", seen)
+    assert not [statement for statement in reads if "FROM events" in statement]
+    assert {k: (r.requests, r.errors, r.input_tokens, r.cost) for k, r in sessions.items()} == {
+        "s1": (2, 0, 3000, ENG_COST - Decimal(0)),
+        "s2": (1, 1, 400, Decimal("0.005")),
+        "s3": (1, 0, 5000, Decimal("3.3")),
+        None: (5, 1, 113, BIG),  # e3, e5 (unpriced), e7..e9
+    }
+    assert sessions[None].unpriced == 1 and sessions["s2"].error_cost == Decimal("0.005")
+    # Every other measure (cache tokens, latency percentiles, ratios) as one session's events
+    # give them (read by the index, the raw path).
+    (s1,) = spend(loaded, SpendQuery.of(SINCE, UNTIL, filters={"session_id": "s1"}))
+    assert asdict(sessions["s1"]) == {**asdict(s1), "keys": {"session_id": "s1"}}
+    assert s1.cache_read_tokens == 500 and s1.latency_p95_ms is not None
+    assert {k: (r.requests, r.cost) for k, r in workflows.items()} == {"w1": (2, SALES_COST)}
+    assert {k: (r.requests, r.cost) for k, r in without.items()} == {
+        "eng": (4, ENG_COST),
+        None: (3, BIG),
+    }
 
 
 @pytest.mark.parametrize("field", ["session_id", "workflow_id"])

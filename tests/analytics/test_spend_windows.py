@@ -70,9 +70,10 @@ def expected(made: list[Event], query: SpendQuery) -> dict[tuple[object, ...], S
     for event in made:
         if not query.since <= event.ts < query.until:
             continue
-        if any(getattr(event, name) != (value or None) for name, value in query.filters):
+        # An empty id is no id, as a missing one.
+        if any((getattr(event, name) or None) != (value or None) for name, value in query.filters):
             continue
-        key: tuple[object, ...] = tuple(getattr(event, name) for name in query.group_by)
+        key: tuple[object, ...] = tuple(getattr(event, name) or None for name in query.group_by)
         if query.bucket is not None:
             key += (bucket_start(event.ts, query.bucket),)
         sums = out[key]
@@ -141,7 +142,17 @@ QUERIES = (
     {"group_by": "department", "sessions": True},
     {"group_by": "user_id,region", "filters": {"project": "b"}, "bucket": "day", "sessions": True},
     {"group_by": "base_model", "bucket": "hour", "sessions": True},
-    # grouped by an id: raw events
+    # grouped by an id, or filtered to no id: through the id rollups (the rows with no id: the
+    # other rollups' less theirs)
+    {"group_by": "session_id"},
+    {"group_by": "project,session_id", "bucket": "day"},
+    {"group_by": "workflow_id,region", "filters": {"department": "eng"}, "bucket": "hour"},
+    {"group_by": "user_id,workflow_id", "filters": {"project": "a"}, "bucket": "week"},
+    {"group_by": "department", "filters": {"workflow_id": ""}},
+    {"group_by": "session_id", "filters": {"session_id": "", "base_model": "m2"}},
+    # one id, both ids, or distinct counts with an id: raw events
+    {"filters": {"session_id": "s3"}, "bucket": "day"},
+    {"group_by": "session_id,workflow_id"},
     {"group_by": "session_id", "sessions": True},
     {"group_by": "project", "filters": {"workflow_id": "w2"}, "sessions": True},
 )

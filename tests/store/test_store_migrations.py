@@ -59,32 +59,39 @@ def test_reopening_a_migrated_database_changes_nothing(db_url: str, store: Store
     assert migrate.current_revision(store.engine) == migrate.head_revision()
 
 
-@pytest.mark.parametrize("start", ["0003", "0005"])
+@pytest.mark.parametrize(("start", "pending"), [("0003", 0), ("0005", 0), ("0007", 0), ("0007", 6)])
 def test_rollups_built_before_a_revision_hold_what_the_writer_builds(
-    store: Store, start: str
+    store: Store, start: str, pending: int
 ) -> None:
-    """From 0003 (the head's rebuild rolls up every stored event) or 0005 (0006 rolls up the
-    sessions and workflows with its own frozen SQL), with events stored: every slot of every
-    rollup gets a token, and every rollup holds exactly what today's writer builds from the
-    same events."""
+    """From 0003 (the head's rebuild rolls up every stored event), 0005 (0006 rolls up the
+    sessions and workflows with its own frozen SQL) or 0007 (0008 rolls them up again with
+    every measure, less the rows still ``pending`` a fold), with events stored: every slot of
+    every rollup gets a token, and every rollup holds exactly what today's writer builds
+    from the same events."""
     base = datetime(2026, 5, 4, 22, tzinfo=UTC)
-    store.insert_events(
-        [
-            Event(
-                ts=base + timedelta(hours=h, minutes=h),
-                department="eng" if h % 3 else None,
-                input_tokens=h,
-                cost_usd=Decimal("0.000123456789") * h if h % 4 else None,
-                session_id=f"s-{h // 5}",
-                workflow_id=f"w-{h // 11}" if h % 2 else "",
-            )
-            for h in range(30)
-        ]
-    )
+    made = [
+        Event(
+            ts=base + timedelta(hours=h, minutes=h),
+            department="eng" if h % 3 else None,
+            input_tokens=h,
+            output_tokens=h * 7 % 50,
+            cache_read_tokens=h % 4,
+            latency_ms=None if h % 7 == 0 else h * 1_700,
+            status="error" if h % 5 == 0 else "ok",
+            cost_usd=Decimal("0.000123456789") * h if h % 4 else None,
+            unpriced=h % 4 == 0,
+            session_id=f"s-{h // 5}",
+            workflow_id=f"w-{h // 11}" if h % 2 else "",
+        )
+        for h in range(30)
+    ]
+    store.insert_events(made[: len(made) - pending])
     store.fold()  # every day has ended: all sealed
+    store.insert_events(made[len(made) - pending :])  # pending a fold while migrating
     migrate.downgrade(store.engine, start)
     migrate.upgrade(store.engine)
     assert differences(store.engine) == []
+    store.fold()
     slots = marked_slots(store.engine)
     assert slots == {spec.name: 30 if spec.grain == "hour" else 3 for spec in ROLLUP_SPECS}
     migrated = rollup_rows(store.engine)

@@ -196,7 +196,7 @@ def upsert_statements(
     table = rollup_tables[spec.name]
     same = spec.grain == "hour" or source.name == "spend_daily"  # the source's grain is ours
     bucket = source.c.bucket if same else truncate(source.c.bucket, "day", dialect.name)
-    measures = [func.sum(source.c[m]).label(m) for m in spec.measures]
+    measures = [func.sum(source.c[m]).label(m) for m in ROLLUP_MEASURES]
     # The key columns of the rollup, and for each statement the expressions that fill them
     # and the condition on the source's rows.
     shapes: list[tuple[list[ColumnElement[Any]], ColumnElement[bool]]]
@@ -228,12 +228,12 @@ def upsert_statements(
         low: ColumnElement[Any] = literal_column("__low__")  # markers go in after compiling
         high: ColumnElement[Any] = literal_column("__high__")
         where = and_(source.c.bucket >= low, source.c.bucket < high)
-    sets = ", ".join(f"{m} = {spec.name}.{m} + excluded.{m}" for m in spec.measures)
+    sets = ", ".join(f"{m} = {spec.name}.{m} + excluded.{m}" for m in ROLLUP_MEASURES)
     out = []
     for keys, condition in shapes:
         grouped = select(*keys, *measures).where(where, condition)
         grouped = grouped.group_by(*ordinals(len(keys))).order_by(*ordinals(len(keys)))
-        insert = table.insert().from_select([*key, *spec.measures], grouped)
+        insert = table.insert().from_select([*key, *ROLLUP_MEASURES], grouped)
         sql = str(insert.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         for name in ("low", "high"):
             sql = sql.replace(f"__{name}__", marker(dialect, name))

@@ -116,8 +116,9 @@ ROLLUP_MEASURES = (
     *LATENCY_BUCKETS,
 )
 
-# What the id rollups hold: enough to count the ids of a group (those with requests) and sum
-# the spend that carries one.
+# What a distinct count needs of the id rollups: the ids of a group (those with requests) and
+# the spend that carries one (the id rollups hold every ``ROLLUP_MEASURES``, so a question that
+# groups by an id is summed from them too).
 ID_MEASURES = ("requests", "cost_micro", "cost_pico")
 
 # Attribution columns with an (owner, ts) index. The ids' serve one session's or workflow's
@@ -213,8 +214,9 @@ class RollupSpec:
     rollup (``facets``) keys its rows by ``(dimension, bucket, value)``: one row per dimension
     and value, so it answers questions that name at most one of its dimensions. An id rollup
     (``ids``) keys its rows by ``(dimension, bucket, value, *dimensions)``: ``dimension`` names
-    one of ``ID_FIELDS`` and ``value`` is the id, and it holds ``ID_MEASURES`` only; it answers
-    the distinct counts of a question (``store.spend``), never its other measures."""
+    one of ``ID_FIELDS`` and ``value`` is the id (only rows with an id); it answers the
+    distinct counts of a question and the sums of one that groups by an id (``store.spend``).
+    Every rollup holds ``ROLLUP_MEASURES``."""
 
     name: str
     grain: str
@@ -223,10 +225,6 @@ class RollupSpec:
     pairs: tuple[tuple[str, str], ...] = ()  # a pair rollup: the field pairs it keeps
     sealed_from: str | None = None  # a daily rollup: the rollup its ended days are summed from
     ids: bool = False
-
-    @property
-    def measures(self) -> tuple[str, ...]:
-        return ID_MEASURES if self.ids else ROLLUP_MEASURES
 
     def holds(self, fields: Collection[str]) -> bool:
         """Whether this rollup can answer a question that groups or filters by ``fields``
@@ -323,7 +321,7 @@ def _rollup(spec: RollupSpec) -> Table:
         spec.name,
         metadata,
         *keys,
-        *(Column(m, BigInteger, nullable=False) for m in spec.measures),
+        *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
         sqlite_with_rowid=False,  # SQLite keeps the rows in key order: a time range is one scan
     )
 

@@ -25,7 +25,7 @@ from spendgate.store.engine import snapshot
 from spendgate.store.held_slots import HeldSlots, Key, Slot, newest_within
 from spendgate.store.rollup_slots import PROJECTED, load_run, slot_marks
 from spendgate.store.rollup_snapshot import read_snapshot
-from spendgate.store.schema import SPECS
+from spendgate.store.schema import ROLLUP_MEASURES, SPECS
 from spendgate.store.slot_plan import SlotRange, load_runs
 from spendgate.store.slot_sums import measures_narrowed, sum_by
 from spendgate.store.value_codes import ValueCodes, recoded
@@ -146,7 +146,7 @@ class SlotLoader:
         if whole is None or whole.token != token:
             return None
         fields = [name for name in sheet.removeprefix(PROJECTED).split(",") if name]
-        return sum_by(whole.table, fields, SPECS[table].measures)
+        return sum_by(whole.table, fields, ROLLUP_MEASURES)
 
 
 def _copied_out(rows: pa.Table, start: int, length: int) -> pa.Table:

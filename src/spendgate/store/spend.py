@@ -12,8 +12,13 @@ How a range ``[since, until)`` is answered (``plan``):
   hours, and the partial hours at either end from ``events``. Of each grain, the smallest
   rollup that can answer is read (``store.rollups.choose``): a facet rollup when the question
   names at most one field;
-- otherwise (``session_id`` / ``workflow_id`` named) all from ``events``, using the same
-  aggregate expressions (``store.rollup_sql.event_measures``).
+- when it names one id field besides them (``session_id`` or ``workflow_id``: grouped by it,
+  or filtered to no id) and no distinct count, the same parts, a rollup part through that
+  field's id rollup (``_reads``): its rows with an id from there, and its rows with none as the
+  question without the field from the other rollups, less the same from the id rollup;
+- otherwise (one id's spend, both ids, or an id and distinct counts) all from ``events``,
+  using the same aggregate expressions (``store.rollup_sql.event_measures``); one id's events
+  are read through its ``(id, ts)`` index.
 
 Distinct counts (``distinct=True``: sessions, workflows) of a question the rollups answer come
 from the same parts of the id rollups (``spend_ids_*``, ``spend_pending``'s id columns, the
@@ -33,6 +38,7 @@ Arrow, not row by row.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -143,9 +149,12 @@ def sum_spend(
     unknown = sorted((set(group_by) | set(filters)) - set(DIMENSIONS))
     if unknown or (grain is not None and grain not in GRAINS):
         raise ValueError(f"not a spend field or grain: {unknown or grain}")
-    ask = Ask(tuple(group_by), tuple(sorted(filters.items())), grain, distinct, latency)
     fields = set(group_by) | set(filters)
-    rolled = fields <= set(ROLLUP_DIMENSIONS)
+    through = _through(fields, filters, distinct=distinct)
+    ask = Ask(
+        tuple(group_by), tuple(sorted(filters.items())), grain, distinct, latency, through=through
+    )
+    rolled = fields <= set(ROLLUP_DIMENSIONS) or through is not None
     parts = plan(since, until, rollups=rolled, days=grain != "hour")
     # What each part is asked: its measures; with distinct counts from the rollups, also its
     # requests and spend per id of each id field.
@@ -153,7 +162,7 @@ def sum_spend(
     asks = asks if distinct and rolled else [ask]
     id_asks = asks[1:]
     slotted = grain is not None
-    sums: dict[Ask, list[pa.Table]] = {one: [] for one in asks}
+    sums: dict[Ask, list[pa.Table]] = defaultdict(list)
     # Cached parts, summed meanwhile; an id ask's day part: its rows, counted meanwhile.
     summing: list[tuple[Future[pa.Table], Part, Ask]] = []
     bigs: dict[Ask, tuple[Future[pa.Table], Part, Future[pa.Table]]] = {}
@@ -163,22 +172,20 @@ def sum_spend(
         raw: dict[Part, None] = {}  # the id asks' raw and pending parts: one query for both
         # The cached parts first, biggest work (the id rollups') first: the helper threads
         # sum them while this one runs the SQL parts.
-        for one in sorted(asks, key=lambda one: not one.ids):
-            for planned in parts:
-                for part in _with_table(planned, fields, sealed, ids=bool(one.ids)):
-                    if cache is not None and cache.covers(part.table, part.start, part.end):
-                        rows = bool(one.ids) and part.source == "day"  # counted as rows
-                        future = _cached(connection, cache, part, one, rows=rows)
-                        if future is not None:
-                            if rows:
-                                bigs[one] = (future, part, _distinct(cache, future, part, one))
-                            else:
-                                summing.append((future, part, one))
-                            continue
-                    if one.ids and part.source in ("events", "pending"):
-                        raw[part] = None
+        for part, one in _reads(parts, asks, sealed):
+            if cache is not None and cache.covers(part.table, part.start, part.end):
+                rows = bool(one.ids) and part.source == "day"  # counted as rows
+                future = _cached(connection, cache, part, one, rows=rows)
+                if future is not None:
+                    if rows:
+                        bigs[one] = (future, part, _distinct(cache, future, part, one))
                     else:
-                        in_sql.append((part, one))
+                        summing.append((future, part, one))
+                    continue
+            if one.ids and part.source in ("events", "pending"):
+                raw[part] = None
+            else:
+                in_sql.append((part, one))
         for part, one in in_sql:
             table = _read(connection, part, one, cache)
             if one.ids and cache is not None:
@@ -196,17 +203,64 @@ def sum_spend(
     for one in id_asks:
         big = bigs.get(one)
         counting = None if big is None else (_renamed(big[0].result(), big[1], one), big[2])
-        counted = count(sums.pop(one), ask.group_by, slotted, one.ids[0], cache, big=counting)
+        counted = count(sums.pop(one, []), ask.group_by, slotted, one.ids[0], cache, big=counting)
         tables.append(_padded(counted, ask))
     tables += [_padded(table, ask) for part_sums in sums.values() for table in part_sums]
     return _added(tables, ask)
 
 
+def _through(fields: set[str], filters: Mapping[str, str], *, distinct: bool) -> str | None:
+    """The id field a question is summed through (its id rollup, ``_reads``): the one it
+    names, grouped by or filtered to no id, with rollup fields, and no distinct count. One id's
+    spend is read from its events (the ``(id, ts)`` index: faster than any rollup for one id),
+    as is a question that names both id fields or counts distinct ids."""
+    named = fields & set(ID_FIELDS)
+    if distinct or len(named) != 1:
+        return None
+    (field,) = named
+    return field if filters.get(field, "") == "" else None
+
+
+def _reads(
+    parts: list[Part], asks: list[Ask], sealed: dict[str, datetime]
+) -> list[tuple[Part, Ask]]:
+    """Each part of each ask, with the table it is read from (``_with_table``), the id asks
+    first. Through an id rollup (``Ask.through``), a rollup part's rows with an id come from
+    it; the rows with none are the question without the id field, from the other rollups, less
+    the same from the id rollup (every event with an id is in both)."""
+    out: list[tuple[Part, Ask]] = []
+    for one in sorted(asks, key=lambda one: not one.ids):
+        for planned in parts:
+            if planned.source in ("events", "pending") or one.through is None:
+                out += [(part, one) for part in _with_table(planned, sealed, one)]
+                continue
+            field = one.through
+            # (Filtered to no id, the question has none of the id rollup's rows.)
+            if field not in dict(one.filters):
+                out += [(part, one) for part in _with_table(planned, sealed, one)]
+            rest = replace(
+                one,
+                group_by=tuple(name for name in one.group_by if name != field),
+                filters=tuple(item for item in one.filters if item[0] != field),
+                through=None,
+            )
+            less = replace(planned, sign=-planned.sign)
+            out += [(part, rest) for part in _with_table(planned, sealed, rest)]
+            with_id = replace(rest, through=field)
+            out += [(part, with_id) for part in _with_table(less, sealed, with_id)]
+    return out
+
+
 def _padded(table: pa.Table, ask: Ask) -> pa.Table:
-    """``table``'s columns laid out as ``ask``'s sums, zeros for the measures it lacks."""
+    """``table``'s columns laid out as ``ask``'s sums, zeros for the measures it lacks and
+    ``''`` (no id) for a field it is not grouped by (``_reads``)."""
     schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
     zeros = pa.repeat(pa.scalar(0, pa.int64()), table.num_rows)
-    columns = [table[f.name] if f.name in table.column_names else zeros for f in schema]
+    blanks = pa.repeat(pa.scalar("", pa.string()), table.num_rows)
+    columns = [
+        table[f.name] if f.name in table.column_names else zeros if f.type == pa.int64() else blanks
+        for f in schema
+    ]
     return pa.Table.from_arrays(
         [c.cast(f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
     )
@@ -265,14 +319,14 @@ def _renamed(found: pa.Table, part: Part, ask: Ask) -> pa.Table:
     return _signed(found.rename_columns(names), part, ask)
 
 
-def _with_table(
-    part: Part, fields: set[str], sealed: dict[str, datetime], *, ids: bool = False
-) -> list[Part]:
-    """``part`` with the rollup that answers it (``ids``: an id rollup). A daily rollup holds
-    only sealed days, so a day part is split there: the days after it come from the hourly
-    rollup."""
+def _with_table(part: Part, sealed: dict[str, datetime], ask: Ask) -> list[Part]:
+    """``part`` with the rollup that answers ``ask`` (an id rollup for its ids or through
+    one). A daily rollup holds only sealed days, so a day part is split there: the days after
+    it come from the hourly rollup."""
     if part.source in ("events", "pending"):
         return [part]
+    fields = {*ask.group_by, *(name for name, _ in ask.filters)} - set(ID_FIELDS)
+    ids = bool(ask.ids) or ask.through is not None
     spec = choose(part.source, fields, ids=ids)
     assert spec is not None  # the full rollups hold every ROLLUP_DIMENSIONS field
     if spec.sealed_from is None:

@@ -57,7 +57,8 @@ class Ask:
     """What each part's query groups by, filters on and returns. ``ids``: some of
     ``ID_FIELDS``: the part's requests and spend per group and id (of the id rollups: of one
     field; of the raw edges and pending rows, ``split``: of each, ``''`` for none; the rows
-    with any), not its measures."""
+    with any), not its measures. ``through``: one of ``ID_FIELDS``, whose rows of an id
+    rollup are summed (those with an id), whether the question names it or not."""
 
     group_by: tuple[str, ...]
     filters: tuple[tuple[str, str], ...]
@@ -65,6 +66,7 @@ class Ask:
     distinct: bool
     latency: bool
     ids: tuple[str, ...] = ()
+    through: str | None = None  # of an id rollup: the id field whose rows it reads
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -150,15 +152,16 @@ def _columns(
 
 
 def layout(table: str, ask: Ask) -> tuple[str | None, dict[str, str]]:
-    """Which rows of ``table`` hold the asked fields (the ``dimension`` of a facet or
-    pair rollup; ``None``: every row) and the column holding each field. A facet or pair
+    """Which rows of ``table`` hold the asked fields (the ``dimension`` of a facet, pair
+    or id rollup; ``None``: every row) and the column holding each field. A facet or pair
     rollup keeps a field's values in ``value`` (``value_2``) of the rows whose ``dimension``
     names it; with no field named, the rows of ``source`` (every event has exactly one value
     of each dimension)."""
     fields = {*ask.group_by, *(name for name, _ in ask.filters)}
     spec = SPECS.get(table)
     if spec is not None and spec.ids:
-        (field,) = ask.ids
+        (field,) = ask.ids or (ask.through,)
+        assert field is not None
         return field, {**{name: name for name in fields}, field: "value"}
     if spec is None or not (spec.facets or spec.pairs):
         return None, {name: name for name in (*fields, *ask.keys)}
