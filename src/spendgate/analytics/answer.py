@@ -55,6 +55,24 @@ def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
             f"the answer has {sums.num_rows:,} rows, more than {MAX_ROWS:,}: narrow it with "
             "a filter, a shorter range or a coarser bucket, or give a limit for the top rows"
         )
+    if query.limit is not None and sums.num_rows > query.limit:
+        # The rows kept, ordered by the order's column alone (and the ties): the ratios and
+        # percentiles of a few rows, not of every group (~300 ms for 340,000 sessions).
+        keyed = pa.table(_columns(sums, query, only=query.order.removeprefix("-")))
+        kept = pc.sort_indices(keyed, sort_keys=_sort_keys(keyed, query))[: query.limit]
+        sums = sums.take(kept)
+    table = pa.table(_columns(sums, query))
+    order = pc.sort_indices(table, sort_keys=_sort_keys(table, query))
+    return table.take(order if query.limit is None else order[: query.limit])
+
+
+def _columns(sums: pa.Table, query: SpendQuery, only: str | None = None) -> dict[str, Any]:
+    """``answer_table``'s columns of ``sums`` (``only``: the sums and the derived measure
+    named, if it is one)."""
+
+    def wanted(*names: str) -> bool:
+        return only is None or only in names
+
     columns: dict[str, Any] = {name: sums[name] for name in query.group_by}
     if "slot" in sums.column_names:
         columns["bucket"] = sums["slot"]
@@ -67,24 +85,27 @@ def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
     columns["total_tokens"] = tokens
     cost = _money(columns, "cost", sums["cost_micro"], sums["cost_pico"])
     _money(columns, "error_cost", sums["error_cost_micro"], sums["error_cost_pico"])
-    _put(columns, "cost_per_1k_tokens", *_quotient([*cost, _ZERO], tokens))
-    _put(columns, "cost_per_request", *_quotient(cost, sums["requests"]))
-    whole, millionths = _quotient([sums["cache_read_tokens"], _ZERO, _ZERO], prompt)
-    columns["cache_hit_rate"] = pc.add(pc.multiply(whole, MICRO), millionths)  # RATE_PLACES
-    p50 = p95 = pa.nulls(sums.num_rows, pa.float64())
-    if LATENCY_BUCKETS[0] in sums.column_names:
-        p50, p95 = percentile_columns([sums[b] for b in LATENCY_BUCKETS], (0.50, 0.95))
-    columns["latency_p50_ms"], columns["latency_p95_ms"] = p50, p95
+    if wanted("cost_per_1k_tokens"):
+        _put(columns, "cost_per_1k_tokens", *_quotient([*cost, _ZERO], tokens))
+    if wanted("cost_per_request"):
+        _put(columns, "cost_per_request", *_quotient(cost, sums["requests"]))
+    if wanted("cache_hit_rate"):
+        whole, millionths = _quotient([sums["cache_read_tokens"], _ZERO, _ZERO], prompt)
+        columns["cache_hit_rate"] = pc.add(pc.multiply(whole, MICRO), millionths)  # RATE_PLACES
+    if wanted("latency_p50_ms", "latency_p95_ms"):
+        p50 = p95 = pa.nulls(sums.num_rows, pa.float64())
+        if LATENCY_BUCKETS[0] in sums.column_names:
+            p50, p95 = percentile_columns([sums[b] for b in LATENCY_BUCKETS], (0.50, 0.95))
+        columns["latency_p50_ms"], columns["latency_p95_ms"] = p50, p95
     if query.sessions:
         for name, plural in (("session", "sessions"), ("workflow", "workflows")):
             columns[plural] = sums[plural]
             spent = _money(
                 columns, f"{name}_cost", sums[f"{name}_cost_micro"], sums[f"{name}_cost_pico"]
             )
-            _put(columns, f"cost_per_{name}", *_quotient(spent, sums[plural]))
-    table = pa.table(columns)
-    order = pc.sort_indices(table, sort_keys=_sort_keys(table, query))
-    return table.take(order if query.limit is None else order[: query.limit])
+            if wanted(f"cost_per_{name}"):
+                _put(columns, f"cost_per_{name}", *_quotient(spent, sums[plural]))
+    return columns
 
 
 # A digit of the long division that is always 0: ``_quotient`` broadcasts the scalar.
