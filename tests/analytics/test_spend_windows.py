@@ -146,12 +146,13 @@ QUERIES = (
     # other rollups' less theirs)
     {"group_by": "session_id"},
     {"group_by": "project,session_id", "bucket": "day"},
-    {"group_by": "workflow_id,region", "filters": {"department": "eng"}, "bucket": "hour"},
+    {"group_by": "workflow_id,region", "filters": {"department": "eng"}},
     {"group_by": "user_id,workflow_id", "filters": {"project": "a"}, "bucket": "week"},
     {"group_by": "department", "filters": {"workflow_id": ""}},
     {"group_by": "session_id", "filters": {"session_id": "", "base_model": "m2"}},
-    # one id, both ids, or distinct counts with an id: raw events
+    # one id, both ids, an hourly series, or distinct counts with an id: raw events
     {"filters": {"session_id": "s3"}, "bucket": "day"},
+    {"group_by": "workflow_id", "filters": {"department": "eng"}, "bucket": "hour"},
     {"group_by": "session_id,workflow_id"},
     {"group_by": "session_id", "sessions": True},
     {"group_by": "project", "filters": {"workflow_id": "w2"}, "sessions": True},
