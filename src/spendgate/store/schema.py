@@ -228,7 +228,7 @@ class RollupSpec:
 
     def holds(self, fields: Collection[str]) -> bool:
         """Whether this rollup can answer a question that groups or filters by ``fields``
-        (an id rollup: the distinct counts of it)."""
+        (an id rollup: by those and an id, or their distinct counts)."""
         if self.pairs:
             return len(fields) == 2 and pair_of(fields) in self.pairs
         if self.facets and len(fields) > 1:

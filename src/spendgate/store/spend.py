@@ -13,12 +13,13 @@ How a range ``[since, until)`` is answered (``plan``):
   rollup that can answer is read (``store.rollups.choose``): a facet rollup when the question
   names at most one field;
 - when it names one id field besides them (``session_id`` or ``workflow_id``: grouped by it,
-  or filtered to no id) and no distinct count, the same parts, a rollup part through that
-  field's id rollup (``_reads``): its rows with an id from there, and its rows with none as the
-  question without the field from the other rollups, less the same from the id rollup;
-- otherwise (one id's spend, both ids, or an id and distinct counts) all from ``events``,
-  using the same aggregate expressions (``store.rollup_sql.event_measures``); one id's events
-  are read through its ``(id, ts)`` index.
+  or filtered to no id), no distinct count and no hourly slots (``_through``), the same
+  parts, a rollup part through that field's id rollup (``_reads``): its rows with an id from
+  there, and its rows with none as the question without the field from the other rollups,
+  less the same from the id rollup;
+- otherwise (one id's spend, both ids, an id and distinct counts or hourly slots) all from
+  ``events``, using the same aggregate expressions (``store.rollup_sql.event_measures``); one
+  id's events are read through its ``(id, ts)`` index.
 
 Distinct counts (``distinct=True``: sessions, workflows) of a question the rollups answer come
 from the same parts of the id rollups (``spend_ids_*``, ``spend_pending``'s id columns, the
