@@ -236,13 +236,13 @@ def _reads(
     out: list[tuple[Part, Ask]] = []
     for one in sorted(asks, key=lambda one: not one.ids):
         for planned in parts:
-            if planned.source in ("events", "pending") or one.through is None:
+            rolled = planned.source not in ("events", "pending")
+            field = one.through if rolled else None
+            # Filtered to no id, the question has none of the id rollup's rows.
+            if field is None or field not in dict(one.filters):
                 out += [(part, one) for part in _with_table(planned, sealed, one)]
+            if field is None:
                 continue
-            field = one.through
-            # (Filtered to no id, the question has none of the id rollup's rows.)
-            if field not in dict(one.filters):
-                out += [(part, one) for part in _with_table(planned, sealed, one)]
             rest = replace(
                 one,
                 group_by=tuple(name for name in one.group_by if name != field),
@@ -330,7 +330,7 @@ def _with_table(part: Part, sealed: dict[str, datetime], ask: Ask) -> list[Part]
     it come from the hourly rollup."""
     if part.source in ("events", "pending"):
         return [part]
-    fields = {*ask.group_by, *(name for name, _ in ask.filters)} - set(ID_FIELDS)
+    fields = ask.named - set(ID_FIELDS)
     ids = bool(ask.ids) or ask.through is not None
     spec = choose(part.source, fields, ids=ids)
     assert spec is not None  # the full rollups hold every ROLLUP_DIMENSIONS field
@@ -396,8 +396,7 @@ def _by_every_field(ask: Ask) -> Ask | None:
     or without latency, is summed in Arrow (``_regrouped``), so a new question over the same
     edge runs no SQL. ``None`` for a question that names an id field or counts distinct ids
     (not additive)."""
-    named = {*ask.group_by, *(name for name, _ in ask.filters)}
-    if ask.distinct or not named <= set(ROLLUP_DIMENSIONS):
+    if ask.distinct or not ask.named <= set(ROLLUP_DIMENSIONS):
         return None
     return replace(ask, group_by=ROLLUP_DIMENSIONS, filters=(), grain=None, latency=True)
 

@@ -69,6 +69,11 @@ class Ask:
     through: str | None = None  # of an id rollup: the id field whose rows it reads
 
     @property
+    def named(self) -> set[str]:
+        """The fields it groups or filters by."""
+        return {*self.group_by, *(name for name, _ in self.filters)}
+
+    @property
     def keys(self) -> tuple[str, ...]:
         """The fields a part's sums are keyed by (with the grain's slot)."""
         return (*self.group_by, *self.ids)
@@ -157,7 +162,7 @@ def layout(table: str, ask: Ask) -> tuple[str | None, dict[str, str]]:
     rollup keeps a field's values in ``value`` (``value_2``) of the rows whose ``dimension``
     names it; with no field named, the rows of ``source`` (every event has exactly one value
     of each dimension)."""
-    fields = {*ask.group_by, *(name for name, _ in ask.filters)}
+    fields = ask.named
     spec = SPECS.get(table)
     if spec is not None and spec.ids:
         (field,) = ask.ids or (ask.through,)

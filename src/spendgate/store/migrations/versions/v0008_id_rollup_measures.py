@@ -22,6 +22,17 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 
+# 0006's frozen names (a revision never changes): the dimensions, id fields, tables, the key
+# columns and their GROUP BY ordinals, and the truncation SQL.
+from spendgate.store.migrations.versions.v0006_id_rollups import (
+    DIMENSIONS,
+    GROUPS,
+    IDS,
+    KEYS,
+    TABLES,
+    _truncated,
+)
+
 log = logging.getLogger(__name__)
 
 revision = "0008"
@@ -29,11 +40,6 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-DIMENSIONS = (
-    *("department", "project", "agent", "user_id", "application", "environment", "cost_center"),
-    *("key_id", "model_id", "base_model", "provider", "model_family", "operation", "region"),
-    *("status", "source"),
-)
 BOUNDS: tuple[int, ...] = (100, 200, 350, 500, 750, 1000, 1500, 2000, 3000, 4500, 6500)
 BOUNDS += (10_000, 15_000, 25_000, 45_000)
 BUCKETS = tuple(f"latency_h{i:02d}" for i in range(len(BOUNDS) + 1))
@@ -43,19 +49,6 @@ ADDED: tuple[str, ...] = ("errors", "unpriced", *TOKENS, "error_cost_micro", "er
 ADDED += ("latency_count", "latency_sum_ms", *BUCKETS)
 MEASURES: tuple[str, ...] = ("requests", "errors", "unpriced", *TOKENS, "cost_micro", "cost_pico")
 MEASURES += ("error_cost_micro", "error_cost_pico", "latency_count", "latency_sum_ms", *BUCKETS)
-IDS = ("session_id", "workflow_id")
-TABLES = ("spend_ids_hourly", "spend_ids_daily")
-KEYS = ", ".join(("dimension", "bucket", "value", *DIMENSIONS))
-GROUPS = ", ".join(str(i) for i in range(1, 4 + len(DIMENSIONS)))
-
-
-def _truncated(column: str, unit: str, dialect: str) -> str:
-    """``column`` (a stored UTC datetime) cut to the start of its hour or day."""
-    if dialect == "sqlite":
-        return f"(substr({column}, 1, {13 if unit == 'hour' else 10}) || " + (
-            "':00:00.000000')" if unit == "hour" else "' 00:00:00.000000')"
-        )
-    return f"(date_trunc('{unit}', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
 
 
 def _event_sums() -> str:
