@@ -191,7 +191,7 @@ def sum_spend(
             table = _read(connection, part, one, cache)
             if one.ids and cache is not None:
                 table = coded(table, one.keys, one.ids[0], cache)
-            sums[one].append(table)
+            sums[one] += _with_less(table, part, one)
         by_id = replace(ask, distinct=False, ids=ID_FIELDS)
         for part in raw:
             read = _read(connection, part, by_id, cache)
@@ -199,7 +199,7 @@ def sum_spend(
             for one in id_asks:
                 sums[one].append(table[one.ids[0]])
     for future, part, one in summing:
-        sums[one].append(_renamed(future.result(), part, one))
+        sums[one] += _with_less(_renamed(future.result(), part, one), part, one)
     tables = []
     for one in id_asks:
         big = bigs.get(one)
@@ -232,14 +232,17 @@ def _reads(
     """Each part of each ask, with the table it is read from (``_with_table``), the id asks
     first. Through an id rollup (``Ask.through``), a rollup part's rows with an id come from
     it; the rows with none are the question without the id field, from the other rollups, less
-    the same from the id rollup (every event with an id is in both)."""
+    the same from the id rollup (every event with an id is in both): grouped by the id field,
+    ``_with_less`` sums that from the rows read; filtered to no id, it is read."""
     out: list[tuple[Part, Ask]] = []
     for one in sorted(asks, key=lambda one: not one.ids):
         for planned in parts:
             rolled = planned.source not in ("events", "pending")
             field = one.through if rolled else None
-            # Filtered to no id, the question has none of the id rollup's rows.
-            if field is None or field not in dict(one.filters):
+            # Filtered to no id, the question has none of the id rollup's rows; else it is
+            # grouped by the id field (``_through``).
+            unread = field is not None and field in dict(one.filters)
+            if not unread:
                 out += [(part, one) for part in _with_table(planned, sealed, one)]
             if field is None:
                 continue
@@ -249,11 +252,24 @@ def _reads(
                 filters=tuple(item for item in one.filters if item[0] != field),
                 through=None,
             )
-            less = replace(planned, sign=-planned.sign)
             out += [(part, rest) for part in _with_table(planned, sealed, rest)]
-            with_id = replace(rest, through=field)
-            out += [(part, with_id) for part in _with_table(less, sealed, with_id)]
+            if unread:  # else ``_with_less`` takes the sums read
+                with_id = replace(rest, through=field)
+                less = replace(planned, sign=-planned.sign)
+                out += [(part, with_id) for part in _with_table(less, sealed, with_id)]
     return out
+
+
+def _with_less(table: pa.Table, part: Part, ask: Ask) -> list[pa.Table]:
+    """A part's sums, and, of a rollup part read through an id rollup grouped by its field,
+    the same sums without that field, negated: what the question without the field takes back
+    out of the other rollups for the rows with an id (``_reads``), summed from the rows read
+    instead of read again."""
+    field = ask.through
+    if field is None or field not in ask.group_by or part.source in ("events", "pending"):
+        return [table]
+    keys = [name for name in ask.grouping if name != field]
+    return [table, negated(sum_by(table, keys, ask.measures), ask.measures)]
 
 
 def _padded(table: pa.Table, ask: Ask) -> pa.Table:
