@@ -4,8 +4,11 @@ replica, a process) has changed since it was loaded."""
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -590,6 +593,10 @@ def test_warming_then_rehearses_a_question_of_each_kind(
         sessions = SpendQuery.of(now - timedelta(days=4), now, group_by="project", sessions=True)
         check(reader, made, sessions)  # the rehearsal's own question: its sums were kept
         assert cache.stats.reused > reused
+        reused = cache.stats.reused
+        top = SpendQuery.of(now - timedelta(days=4), now, group_by="workflow_id", limit=100)
+        check(reader, made, top)  # so were those of the top ids
+        assert cache.stats.reused > reused
 
         def failing() -> None:
             raise RuntimeError("boom")
@@ -683,3 +690,19 @@ def test_slots_read_together_are_each_slots_rows(
                 query = query.where(rollup.c.dimension == sheet)
             wanted = sorted(tuple(row) for row in connection.execute(query))
             assert sorted(zip(*alone.to_pydict().values(), strict=True)) == wanted, bucket
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "-1"), ("250", "250")])
+def test_arrows_allocator_keeps_the_memory_a_question_freed(given: str | None, kept: str) -> None:
+    """Importing spendgate has Arrow's allocator (mimalloc) keep freed memory for the next
+    question instead of handing it back a second later (unless the environment says otherwise),
+    as mimalloc itself reports once pyarrow is loaded after it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIMALLOC_")}
+    env["MIMALLOC_VERBOSE"] = "1"
+    if given is not None:
+        env["MIMALLOC_PURGE_DELAY"] = given
+    code = "import spendgate, pyarrow; pyarrow.array(range(1000))"
+    ran = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert re.search(rf"option 'purge_delay': {kept}\b", ran.stderr), ran.stderr[-2000:]

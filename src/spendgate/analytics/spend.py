@@ -57,12 +57,16 @@ def spend(store: Store, query: SpendQuery) -> list[SpendRow]:
 
 
 # What ``rehearse`` asks: one question of each kind a dashboard asks (several fields from the
-# full daily rollup; an hourly series by one field, and by two; distinct sessions).
+# full daily rollup; an hourly series by one field, and by two; distinct sessions; the top ids
+# of each id field: a month of id slots grouped by id, the biggest sums a question makes, in
+# each helper thread, whose allocator then keeps the memory they need).
 _REHEARSED: tuple[dict[str, Any], ...] = (
     {"group_by": "project,region,status"},
     {"group_by": "project", "bucket": "hour"},
     {"group_by": "project,region", "bucket": "hour"},
     {"group_by": "project", "sessions": True},
+    {"group_by": "session_id", "limit": 100},
+    {"group_by": "workflow_id", "limit": 100},
 )
 
 
