@@ -217,8 +217,9 @@ def _through(
     names, grouped by or filtered to no id, with rollup fields, and no distinct count. One id's
     spend is read from its events (the ``(id, ts)`` index: faster than any rollup for one id),
     as is a question that names both id fields or counts distinct ids, or an hourly series
-    (the cache holds 72 hours of the hourly id rollup: a month of it read in SQL, for the ids
-    and again for the rows less, took 1.2-2 s at 10 M events, longer than the events)."""
+    (the cache holds 72 hours of the hourly id rollup: a month of it read in SQL took as long
+    as the events at 10 M events, 0.8 s, and 1.2-2 s when it was read a second time for the
+    rows less)."""
     named = fields & set(ID_FIELDS)
     if distinct or grain == "hour" or len(named) != 1:
         return None
