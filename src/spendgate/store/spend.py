@@ -79,6 +79,11 @@ class Part:
     table: str = "events"
     sign: int = 1  # -1: subtract these sums (see ``plan``)
 
+    @property
+    def rolled(self) -> bool:
+        """Whether it is read from a rollup (not from ``events`` or ``pending``)."""
+        return self.source not in ("events", "pending")
+
 
 def plan(since: datetime, until: datetime, *, rollups: bool, days: bool) -> list[Part]:
     """The parts that answer ``[since, until)``: see the module docstring. ``days`` allows
@@ -183,7 +188,7 @@ def sum_spend(
                     else:
                         summing.append((future, part, one))
                     continue
-            if one.ids and part.source in ("events", "pending"):
+            if one.ids and not part.rolled:
                 raw[part] = None
             else:
                 in_sql.append((part, one))
@@ -217,9 +222,8 @@ def _through(
     names, grouped by or filtered to no id, with rollup fields, and no distinct count. One id's
     spend is read from its events (the ``(id, ts)`` index: faster than any rollup for one id),
     as is a question that names both id fields or counts distinct ids, or an hourly series
-    (the cache holds 72 hours of the hourly id rollup: a month of it read in SQL took as long
-    as the events at 10 M events, 0.8 s, and 1.2-2 s when it was read a second time for the
-    rows less)."""
+    (the cache holds 72 hours of the hourly id rollup: a month of it is read in SQL, as slow
+    as the events at 10 M events, ~0.8 s)."""
     named = fields & set(ID_FIELDS)
     if distinct or grain == "hour" or len(named) != 1:
         return None
@@ -238,8 +242,7 @@ def _reads(
     out: list[tuple[Part, Ask]] = []
     for one in sorted(asks, key=lambda one: not one.ids):
         for planned in parts:
-            rolled = planned.source not in ("events", "pending")
-            field = one.through if rolled else None
+            field = one.through if planned.rolled else None
             # Filtered to no id, the question has none of the id rollup's rows; else it is
             # grouped by the id field (``_through``).
             unread = field is not None and field in dict(one.filters)
@@ -267,7 +270,7 @@ def _with_less(table: pa.Table, part: Part, ask: Ask) -> list[pa.Table]:
     out of the other rollups for the rows with an id (``_reads``), summed from the rows read
     instead of read again."""
     field = ask.through
-    if field is None or field not in ask.group_by or part.source in ("events", "pending"):
+    if field is None or field not in ask.group_by or not part.rolled:
         return [table]
     keys = [name for name in ask.grouping if name != field]
     return [table, negated(sum_by(table, keys, ask.measures), ask.measures)]
@@ -345,7 +348,7 @@ def _with_table(part: Part, sealed: dict[str, datetime], ask: Ask) -> list[Part]
     """``part`` with the rollup that answers ``ask`` (an id rollup for its ids or through
     one). A daily rollup holds only sealed days, so a day part is split there: the days after
     it come from the hourly rollup."""
-    if part.source in ("events", "pending"):
+    if not part.rolled:
         return [part]
     fields = ask.named - set(ID_FIELDS)
     ids = bool(ask.ids) or ask.through is not None
