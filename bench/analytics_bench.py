@@ -343,6 +343,7 @@ QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ),
     ("by department, no workflow", {"group_by": "department", "filters": {"workflow_id": ""}}),
     ("by session_id, top 100", {"group_by": "session_id", "limit": 100}),
+    ("by workflow_id, top 100", {"group_by": "workflow_id", "limit": 100}),
 )
 RAW_QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("by workflow_id + sessions (raw, 1 day)", {"group_by": "workflow_id", "sessions": True}),

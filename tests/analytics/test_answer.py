@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from spendgate.analytics.answer import _floats, answer_json, answer_rows, answer_table
+from spendgate.analytics.answer import _floats, answer_json, answer_rows, answer_table, ranking
 from spendgate.analytics.measures import tenths
 from spendgate.analytics.query import ORDERS, SpendQuery, SpendRow, row_to_dict
 from spendgate.store.schema import ROLLUP_MEASURES
@@ -186,6 +187,33 @@ def test_answers_are_ordered_by_the_shown_values(order: str) -> None:
         assert rows == expected, direction + order
         limited = answer_rows(answer_table(sums, query(direction + order, limit=7)), GROUP)
         assert limited == expected[:7]
+
+
+@pytest.mark.parametrize("order", ["-cost", "cost", "-requests", "requests"])
+def test_the_groups_ranked_first_hold_the_top_rows(order: str) -> None:
+    """``ranking`` picks the values of a group field from the requests and spend alone; the
+    rows of those values answer the same top rows as every row (ties with the last included:
+    requests repeat)."""
+    sums = random_sums(random.Random(5), 300)
+    limited = query(order, limit=7)
+    rank = ranking(limited)
+    assert rank is not None
+    narrow = sums.select(["user_id", "slot", "requests", "cost_micro", "cost_pico"])
+    picked = rank(narrow, "user_id")
+    assert picked is not None and len(picked) < len(pc.unique(sums["user_id"])) / 2
+    kept = sums.filter(pc.is_in(pc.fill_null(sums["user_id"], ""), value_set=pa.array(picked)))
+    top = answer_rows(answer_table(sums, limited), GROUP)
+    assert answer_rows(answer_table(kept, limited), GROUP) == top
+    assert {row.keys["user_id"] or "" for row in top} <= set(picked)
+
+
+def test_only_short_limits_by_cost_or_requests_are_ranked_first() -> None:
+    assert ranking(query("-cost_per_request", limit=7)) is None  # a ratio: every measure
+    assert ranking(query("-cost")) is None  # no limit
+    assert ranking(query("-cost", limit=5001)) is None  # too many values for the SQL
+    sums = random_sums(random.Random(5), 10)
+    rank = ranking(query("-cost", limit=10))
+    assert rank is not None and rank(sums, "user_id") is None  # no more rows than the limit
 
 
 def test_sums_beyond_what_is_exact_raise_instead_of_wrapping() -> None:

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from importlib import import_module
 
 import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
 from spendgate.analytics import SpendQuery, spend
+from spendgate.analytics.answer import ranking
 from spendgate.analytics.measures import (
     bucket_start,
     percentile,
@@ -196,6 +200,59 @@ def check_windows(store: Store, db_url: str, *, folded: bool, cache_bytes: int) 
     assert subtracted >= 5  # the windows do exercise subtracted edges
     used = folded and cache_bytes > 0
     assert (cache.loads > 0 and cache.hits > 0) if used else cache.loads == 0
+
+
+# Top rows by cost or by requests: the groups are picked from their requests and spend alone
+# (``answer.ranking``), then every measure is summed for those groups only.
+RANKED = (
+    {"group_by": "session_id", "limit": 5},
+    {"group_by": "workflow_id", "limit": 2},  # the rows with no workflow cost most
+    {"group_by": "workflow_id", "limit": 2, "order": "cost"},
+    {"group_by": "session_id", "limit": 7, "order": "-requests"},  # ties with the seventh
+    {"group_by": "project,session_id", "bucket": "day", "limit": 10},
+    {"group_by": "workflow_id,region", "filters": {"department": "eng"}, "limit": 3},
+    {"group_by": "session_id", "filters": {"base_model": "m2"}, "order": "requests", "limit": 4},
+)
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["pending", "folded"])
+@pytest.mark.parametrize("cache_bytes", [DEFAULT_BYTES, 0], ids=["cache", "sql"])
+def test_top_rows_of_the_groups_ranked_first_are_the_top_rows_of_all(
+    store: Store, db_url: str, folded: bool, cache_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = made_events()
+    store.insert_events(made)
+    if folded:
+        store.fold()
+    picked: list[list[str] | None] = []
+
+    def recorded(query: SpendQuery) -> Callable[[pa.Table, str], list[str] | None] | None:
+        rank = ranking(query)
+        if rank is None:
+            return None
+
+        def recording(sums: pa.Table, field: str) -> list[str] | None:
+            picked.append(rank(sums, field))
+            return picked[-1]
+
+        return recording
+
+    # the module (the package's ``spend`` is the function)
+    monkeypatch.setattr(import_module("spendgate.analytics.spend"), "ranking", recorded)
+    reader = open_store(db_url, cache_bytes=cache_bytes)
+    try:
+        for since, until in windows()[:5]:
+            for args in RANKED:
+                query = SpendQuery.of(since, until, **args)  # type: ignore[arg-type]
+                every = replace(query, limit=None)
+                assert spend(reader, query) == spend(reader, every)[: query.limit], args
+            reader.rollup_cache.wait()
+    finally:
+        reader.close()
+    narrowed = [values for values in picked if values is not None]
+    assert len(narrowed) >= 20  # most questions were answered for the groups picked
+    assert any("" in values for values in narrowed)  # with the rows with no id
+    assert any("" not in values for values in narrowed)  # without
 
 
 def fold(store: Store, now: datetime) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,47 @@ def answer_table(sums: pa.Table, query: SpendQuery) -> pa.Table:
     table = pa.table(_columns(sums, query))
     order = pc.sort_indices(table, sort_keys=_sort_keys(table, query))
     return table.take(order if query.limit is None else order[: query.limit])
+
+
+# The most values ``ranked`` keeps (each a bound parameter of the SQL parts): with more (a long
+# limit, or many groups tied with the last), every group is summed.
+_MAX_RANKED = 5000
+
+
+def ranking(query: SpendQuery) -> Callable[[pa.Table, str], list[str] | None] | None:
+    """What picks the groups that can be among ``query``'s rows from their requests and spend
+    alone (``store.spend.sum_spend``'s ``rank``, ``_ranked``): for a limit of at most
+    ``_MAX_RANKED`` rows ordered by cost or requests; else ``None``."""
+    limited = query.limit is not None and query.limit <= _MAX_RANKED
+    if not limited or query.order.removeprefix("-") not in ("cost", "requests"):
+        return None
+    return partial(_ranked, query)
+
+
+def _ranked(query: SpendQuery, sums: pa.Table, field: str) -> list[str] | None:
+    """The values of ``field`` (one of ``query.group_by``; ``''`` for a missing value) whose
+    groups can be among ``query``'s first ``limit`` rows, from ``sums`` of the requests and
+    spend alone: those of the rows first by the order, and of every row tied with the last of
+    them (``answer_table`` orders ties by the group values). ``None``, every group: no more
+    rows than the limit, or more than ``_MAX_RANKED`` values."""
+    assert query.limit is not None  # ``ranking``
+    if sums.num_rows <= query.limit:
+        return None
+    if query.order.removeprefix("-") == "cost":
+        keys = pa.table(_normalised(sums["cost_micro"], sums["cost_pico"]), names=["micro", "pico"])
+    else:
+        keys = sums.select(["requests"])
+    direction = "descending" if query.order.startswith("-") else "ascending"
+    order = [(key, direction) for key in keys.column_names]
+    first = pc.select_k_unstable(keys, k=query.limit, sort_keys=order)
+    last = keys.take(first).sort_by(order).slice(query.limit - 1)
+    tied = [pc.equal(keys[key], last[key][0]) for key in keys.column_names]
+    ties = tied[0] if len(tied) == 1 else pc.and_(*tied)
+    picked = [sums[field].take(first), sums[field].filter(ties)]
+    values = pc.unique(pa.chunked_array([*picked[0].chunks, *picked[1].chunks], pa.string()))
+    if len(values) > _MAX_RANKED:
+        return None
+    return pc.fill_null(values, "").to_pylist()  # type: ignore[no-any-return]
 
 
 def _columns(sums: pa.Table, query: SpendQuery, only: str | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from spendgate.analytics.answer import answer_json, answer_rows, answer_table
+from spendgate.analytics.answer import answer_json, answer_rows, answer_table, ranking
 from spendgate.analytics.measures import bucket_starts
 from spendgate.analytics.query import SpendQuery, SpendRow
 from spendgate.store.db import Store
@@ -45,6 +45,7 @@ def answer(store: Store, query: SpendQuery) -> pa.Table:
             distinct=query.sessions,
             latency=query.latency,
             cache=store.rollup_cache,
+            rank=ranking(query),
         )
         return answer_table(sums, query)
 

@@ -155,12 +155,14 @@ class RollupCache:
         measures: Sequence[str],
         coded: Collection[str] = (),
         rows: bool = False,
+        among: tuple[str, Sequence[str]] | None = None,
     ) -> Future[pa.Table] | None:
         """Sums of ``measures`` per values of the columns ``group_by`` (``''`` for missing,
         as the rollups keep them) and ``grain`` slot over the rows of ``table`` in
         ``[start, end)`` (of a facet or pair rollup: those whose ``dimension`` is
         ``dimension``) matching every ``filters`` equality (column, value), read in
-        ``connection``'s snapshot, as a table laid out by ``sums_schema``. Over more than
+        ``connection``'s snapshot (and, with ``among`` (column, values), whose column holds one
+        of the values), as a table laid out by ``sums_schema``. Over more than
         ``HOURS`` of a rollup that ``projects``, each slot is held as its rows summed by
         the ``group_by`` and ``filters`` columns (a sheet per set of columns). Groups with no rows
         are not in it. ``None``: too many slots are not in memory yet (the worker loads
@@ -173,11 +175,11 @@ class RollupCache:
         marks = slot_marks(connection, table, start, end, grain)
         sheet, project = dimension or "", None
         if projects(SPECS[table]) and end - start > HOURS:
-            fields = {*group_by, *(column for column, _ in filters)}
+            fields = {*group_by, *(column for column, _ in filters), *(among or ())[:1]}
             projected = PROJECTED + ",".join(sorted(fields))
             sheet, project = self._projection(table, projected, marks, (start, end))
         coded_keys = tuple(column for column in group_by if column in coded)
-        shape = (tuple(group_by), tuple(filters), grain, tuple(measures), coded_keys, rows)
+        shape = (tuple(group_by), tuple(filters), grain, tuple(measures), coded_keys, rows, among)
         asked: tuple[Any, ...] = (table, sheet, shape, tuple(marks))  # marks: the tokens
         kept = self._reused(asked, hits=len(marks))
         if kept is not None:
@@ -199,6 +201,10 @@ class RollupCache:
                 schema = schema.set(index, pa.field(column, pa.int32()))
         with self._lock:  # other threads may be adding values
             codes = {column: self._codes.code_of(column, value) for column, value in filters}
+            if among is not None:
+                column, wanted = among
+                known = (self._codes.code_of(column, value) for value in wanted)
+                codes[column] = pa.array([code for code in known if code is not None], pa.int32())
             values = [None if c in coded else self._codes.decoder(c) for c in group_by]
             summing = partial(self._kept_sums, asked, project, loaded, codes, values, schema, rows)
             return self._helpers().submit(summing)

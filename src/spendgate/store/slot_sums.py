@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from itertools import accumulate
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,8 @@ from spendgate.store.schema import LATENCY_BUCKETS
 # counted in ``int16`` (not ``int8``), tokens, money and milliseconds in ``int32`` at least.
 _NARROW = ((pa.int16(), 1 << 15), (pa.int32(), 1 << 31))
 _COUNTS = frozenset(("requests", "errors", "unpriced", "latency_count", *LATENCY_BUCKETS))
+# A key column's code to match, or codes to match one of (``None``: a value no slot holds).
+_Codes: TypeAlias = int | pa.Array | None
 # Slots averaging fewer rows than this are summed as one chunk (copied together first).
 _SMALL_SLOT_ROWS = 2000
 # More rows than this (of slots not that big) are grouped in two halves at once.
@@ -89,20 +92,20 @@ def sum_by(table: pa.Table, keys: Sequence[str], measures: Sequence[str]) -> pa.
 
 def summed(
     loaded: list[tuple[pa.Table, datetime | None]],
-    codes: dict[str, int | None],
+    codes: dict[str, _Codes],
     values: list[pa.Array | None],
     schema: pa.Schema,
     rows_only: bool = False,
 ) -> pa.Table:
     """``RollupCache.group``'s sums of the ``loaded`` slots, laid out by ``schema`` (its
-    first ``len(values)`` columns are the keys): the rows matching ``codes`` (a code of
-    ``None``, a value no slot holds, matches none), grouped by the keys (decoded with
-    ``values``, each key's values by code; ``None``: left as codes) and the slot; with
-    ``rows_only``, those rows not grouped."""
+    first ``len(values)`` columns are the keys): the rows matching ``codes`` (a code, or an
+    array of codes to match one of; a code of ``None`` or no codes, values no slot holds,
+    match none), grouped by the keys (decoded with ``values``, each key's values by code;
+    ``None``: left as codes) and the slot; with ``rows_only``, those rows not grouped."""
     slotted = "slot" in schema.names
     group_by = schema.names[: len(values)]
     measures = schema.names[len(values) + slotted :]
-    if any(code is None for code in codes.values()):
+    if any(code is None or _empty(code) for code in codes.values()):
         return schema.empty_table()
     rows, slots = selected(loaded, codes, [*group_by, *measures], slotted=slotted)
     if rows is None:
@@ -122,6 +125,10 @@ def summed(
         columns.append(pa.array(slots, schema.field("slot").type).take(sums["slot"]))
     found = sums.columns[len(keys) :]  # rows' measures are narrowed in the slots: as int64
     return pa.table([*columns, *(column.cast(pa.int64()) for column in found)], schema=schema)
+
+
+def _empty(code: _Codes) -> bool:
+    return isinstance(code, pa.Array) and not len(code)
 
 
 def slot_by_slot(
@@ -171,7 +178,7 @@ def slot_runs(rows: pa.Table) -> list[tuple[pa.Table, pa.Scalar]]:
 
 def selected(
     loaded: list[tuple[pa.Table, datetime | None]],
-    codes: dict[str, int | None],
+    codes: dict[str, _Codes],
     columns: list[str],
     *,
     slotted: bool,
@@ -202,7 +209,9 @@ def selected(
         whole = whole.append_column("slot", pc.run_end_decode(runs))
     mask = None
     for field, code in codes.items():
-        match = pc.equal(whole[field], code)
+        column = whole[field]
+        one = isinstance(code, int)
+        match = pc.equal(column, code) if one else pc.is_in(column, value_set=code)
         mask = match if mask is None else pc.and_(mask, match)
     if mask is not None:
         whole = whole.filter(mask)

@@ -40,7 +40,7 @@ Arrow, not row by row.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -137,6 +137,7 @@ def sum_spend(
     distinct: bool = False,
     latency: bool = True,
     cache: RollupCache | None = None,
+    rank: Callable[[pa.Table, str], Collection[str] | None] | None = None,
 ) -> pa.Table:
     """Additive spend sums per group and ``grain`` slot over ``[since, until)``: a table laid
     out by ``slot_sums.sums_schema`` (a string column per ``group_by`` field, null for a
@@ -150,6 +151,11 @@ def sum_spend(
     ``latency=False`` leaves out the latency sums and histogram (about half the columns).
     ``cache``: the parts it ``covers`` are summed from its columnar copies (same answers),
     once it holds their slots.
+    ``rank``: for a question read through an id rollup and grouped by its id field, ``rank(
+    sums, field)`` gives the values of the field (``''``: no id) whose groups are wanted, from
+    the requests and spend alone (``ID_MEASURES``: two of the thirty-odd columns) per group
+    and slot, summed first in the same snapshot; the sums returned are those groups' (``None``:
+    every group). A top-100 question then sums every measure for a hundred ids, not for all.
     Fields must be in ``DIMENSIONS``; a filter value ``""`` matches a missing value."""
     filters = dict(filters or {})
     unknown = sorted((set(group_by) | set(filters)) - set(DIMENSIONS))
@@ -162,47 +168,67 @@ def sum_spend(
     )
     rolled = fields <= set(ROLLUP_DIMENSIONS) or through is not None
     parts = plan(since, until, rollups=rolled, days=grain != "hour")
+    with snapshot(engine) as connection:  # one snapshot for every part
+        sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
+        if rank is not None and through is not None and through in ask.group_by:
+            narrow = replace(ask, narrow=True)
+            ranked = _summed(connection, parts, narrow, sealed, cache, rolled=rolled)
+            wanted = rank(ranked, through)
+            if wanted is not None:
+                ask = replace(ask, among=(through, tuple(sorted(set(wanted)))))
+        return _summed(connection, parts, ask, sealed, cache, rolled=rolled)
+
+
+def _summed(
+    connection: Connection,
+    parts: list[Part],
+    ask: Ask,
+    sealed: dict[str, datetime],
+    cache: RollupCache | None,
+    *,
+    rolled: bool,
+) -> pa.Table:
+    """``sum_spend``'s sums of ``ask`` over ``parts`` (``rolled``: from the rollups where
+    they answer), read in ``connection``'s snapshot."""
     # What each part is asked: its measures; with distinct counts from the rollups, also its
     # requests and spend per id of each id field.
     asks = [replace(ask, distinct=False, ids=ids) for ids in ((), *((f,) for f in ID_FIELDS))]
-    asks = asks if distinct and rolled else [ask]
+    asks = asks if ask.distinct and rolled else [ask]
     id_asks = asks[1:]
-    slotted = grain is not None
+    slotted = ask.grain is not None
     sums: dict[Ask, list[pa.Table]] = defaultdict(list)
     # Cached parts, summed meanwhile; an id ask's day part: its rows, counted meanwhile.
     summing: list[tuple[Future[pa.Table], Part, Ask]] = []
     bigs: dict[Ask, tuple[Future[pa.Table], Part, Future[pa.Table]]] = {}
-    with snapshot(engine) as connection:  # one snapshot for every part
-        sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
-        in_sql: list[tuple[Part, Ask]] = []
-        raw: dict[Part, None] = {}  # the id asks' raw and pending parts: one query for both
-        # The cached parts first, biggest work (the id rollups') first: the helper threads
-        # sum them while this one runs the SQL parts.
-        for part, one in _reads(parts, asks, sealed):
-            if cache is not None and cache.covers(part.table, part.start, part.end):
-                rows = bool(one.ids) and part.source == "day"  # counted as rows
-                future = _cached(connection, cache, part, one, rows=rows)
-                if future is not None:
-                    if rows:
-                        bigs[one] = (future, part, _distinct(cache, future, part, one))
-                    else:
-                        summing.append((future, part, one))
-                    continue
-            if one.ids and not part.rolled:
-                raw[part] = None
-            else:
-                in_sql.append((part, one))
-        for part, one in in_sql:
-            table = _read(connection, part, one, cache)
-            if one.ids and cache is not None:
-                table = coded(table, one.keys, one.ids[0], cache)
-            sums[one] += _with_less(table, part, one)
-        by_id = replace(ask, distinct=False, ids=ID_FIELDS)
-        for part in raw:
-            read = _read(connection, part, by_id, cache)
-            table = split(read, ask.group_by, slotted, cache)
-            for one in id_asks:
-                sums[one].append(table[one.ids[0]])
+    in_sql: list[tuple[Part, Ask]] = []
+    raw: dict[Part, None] = {}  # the id asks' raw and pending parts: one query for both
+    # The cached parts first, biggest work (the id rollups') first: the helper threads sum
+    # them while this one runs the SQL parts.
+    for part, one in _reads(parts, asks, sealed):
+        if cache is not None and cache.covers(part.table, part.start, part.end):
+            rows = bool(one.ids) and part.source == "day"  # counted as rows
+            future = _cached(connection, cache, part, one, rows=rows)
+            if future is not None:
+                if rows:
+                    bigs[one] = (future, part, _distinct(cache, future, part, one))
+                else:
+                    summing.append((future, part, one))
+                continue
+        if one.ids and not part.rolled:
+            raw[part] = None
+        else:
+            in_sql.append((part, one))
+    for part, one in in_sql:
+        table = _read(connection, part, one, cache)
+        if one.ids and cache is not None:
+            table = coded(table, one.keys, one.ids[0], cache)
+        sums[one] += _with_less(table, part, one)
+    by_id = replace(ask, distinct=False, ids=ID_FIELDS)
+    for part in raw:
+        read = _read(connection, part, by_id, cache)
+        table = split(read, ask.group_by, slotted, cache)
+        for one in id_asks:
+            sums[one].append(table[one.ids[0]])
     for future, part, one in summing:
         sums[one] += _with_less(_renamed(future.result(), part, one), part, one)
     tables = []
@@ -238,26 +264,32 @@ def _reads(
     first. Through an id rollup (``Ask.through``), a rollup part's rows with an id come from
     it; the rows with none are the question without the id field, from the other rollups, less
     the same from the id rollup (every event with an id is in both): grouped by the id field,
-    ``_with_less`` sums that from the rows read; filtered to no id, it is read."""
+    ``_with_less`` sums that from the rows read; filtered to no id, or to some ids
+    (``Ask.among``, of the id field), it is read. Among ids without ``''``, the rows with
+    none are not read at all."""
     out: list[tuple[Part, Ask]] = []
     for one in sorted(asks, key=lambda one: not one.ids):
         for planned in parts:
             field = one.through if planned.rolled else None
-            # Filtered to no id, the question has none of the id rollup's rows; else it is
-            # grouped by the id field (``_through``).
+            among = one.among if field is not None else None  # of the id field (``sum_spend``)
+            # Filtered to no id, the question has none of the id rollup's rows; among some
+            # values, those of them that are ids; else it is grouped by the id field.
             unread = field is not None and field in dict(one.filters)
-            if not unread:
-                out += [(part, one) for part in _with_table(planned, sealed, one)]
-            if field is None:
+            ids = None if among is None else (among[0], tuple(value for value in among[1] if value))
+            if not unread and (ids is None or ids[1]):
+                read = one if ids is None else replace(one, among=ids)
+                out += [(part, read) for part in _with_table(planned, sealed, read)]
+            if field is None or (among is not None and "" not in among[1]):
                 continue
             rest = replace(
                 one,
                 group_by=tuple(name for name in one.group_by if name != field),
                 filters=tuple(item for item in one.filters if item[0] != field),
                 through=None,
+                among=None,
             )
             out += [(part, rest) for part in _with_table(planned, sealed, rest)]
-            if unread:  # else ``_with_less`` takes the sums read
+            if unread or among is not None:  # else ``_with_less`` takes the sums read
                 with_id = replace(rest, through=field)
                 less = replace(planned, sign=-planned.sign)
                 out += [(part, with_id) for part in _with_table(less, sealed, with_id)]
@@ -270,7 +302,7 @@ def _with_less(table: pa.Table, part: Part, ask: Ask) -> list[pa.Table]:
     out of the other rollups for the rows with an id (``_reads``), summed from the rows read
     instead of read again."""
     field = ask.through
-    if field is None or field not in ask.group_by or not part.rolled:
+    if field is None or field not in ask.group_by or ask.among is not None or not part.rolled:
         return [table]
     keys = [name for name in ask.grouping if name != field]
     return [table, negated(sum_by(table, keys, ask.measures), ask.measures)]
@@ -324,6 +356,7 @@ def _cached(
         measures=ask.measures,
         coded=columns.values() if ask.ids else (),  # decoded once counted
         rows=rows,
+        among=None if ask.among is None else (columns[ask.among[0]], ask.among[1]),
     )
 
 

@@ -58,7 +58,9 @@ class Ask:
     ``ID_FIELDS``: the part's requests and spend per group and id (of the id rollups: of one
     field; of the raw edges and pending rows, ``split``: of each, ``''`` for none; the rows
     with any), not its measures. ``through``: one of ``ID_FIELDS``, whose rows of an id
-    rollup are summed (those with an id), whether the question names it or not."""
+    rollup are summed (those with an id), whether the question names it or not. ``among``:
+    a field and the values (``''``: missing) whose rows are kept. ``narrow``: only the requests
+    and spend (``ID_MEASURES``): what ranks groups by cost or requests."""
 
     group_by: tuple[str, ...]
     filters: tuple[tuple[str, str], ...]
@@ -67,11 +69,14 @@ class Ask:
     latency: bool
     ids: tuple[str, ...] = ()
     through: str | None = None  # of an id rollup: the id field whose rows it reads
+    among: tuple[str, tuple[str, ...]] | None = None
+    narrow: bool = False
 
     @property
     def named(self) -> set[str]:
         """The fields it groups or filters by."""
-        return {*self.group_by, *(name for name, _ in self.filters)}
+        among = () if self.among is None else (self.among[0],)
+        return {*self.group_by, *(name for name, _ in self.filters), *among}
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -85,7 +90,7 @@ class Ask:
 
     @property
     def measures(self) -> tuple[str, ...]:
-        if self.ids:
+        if self.ids or self.narrow:
             return ID_MEASURES
         names = ROLLUP_MEASURES if self.latency else ADDITIVE_WITHOUT_LATENCY
         return (*names, *(DISTINCT_MEASURES if self.distinct else ()))
@@ -143,6 +148,8 @@ def _rollup_query(source: str, rollup: str, ask: Ask, dialect: str) -> Select[An
         query = query.where(or_(*(columns[field] != "" for field in ask.ids)))
     for name, value in ask.filters:
         query = query.where(columns[name] == value)
+    if ask.among is not None:
+        query = query.where(columns[ask.among[0]].in_(ask.among[1]))
     return query.group_by(*slot, *dims) if slot or dims else query
 
 
@@ -196,6 +203,8 @@ def _events_query(dialect: str, ask: Ask) -> Select[Any]:
     for name, value in ask.filters:
         column = events.c[name]
         query = query.where(or_(column.is_(None), column == "") if value == "" else column == value)
+    if ask.among is not None:
+        query = query.where(func.coalesce(events.c[ask.among[0]], "").in_(ask.among[1]))
     return query.group_by(*slot, *dims) if slot or dims else query
 
 
