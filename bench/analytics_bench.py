@@ -31,6 +31,7 @@ import argparse
 import itertools
 import math
 import random
+import resource
 import statistics
 import sys
 import time
@@ -344,9 +345,38 @@ QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("by department, no workflow", {"group_by": "department", "filters": {"workflow_id": ""}}),
     ("by session_id, top 100", {"group_by": "session_id", "limit": 100}),
     ("by workflow_id, top 100", {"group_by": "workflow_id", "limit": 100}),
-)
-RAW_QUERIES: tuple[tuple[str, dict[str, object]], ...] = (
-    ("by workflow_id + sessions (raw, 1 day)", {"group_by": "workflow_id", "sessions": True}),
+    (
+        "proj-7 by session_id, hourly",
+        {"group_by": "session_id", "filters": {"project": "proj-7"}, "bucket": "hour"},
+    ),
+    (
+        "agent-5 by workflow_id, hourly",
+        {"group_by": "workflow_id", "filters": {"agent": "agent-5"}, "bucket": "hour"},
+    ),
+    # hourly series with distinct counts: a month of the hourly id rollup
+    ("hourly series + sessions", {"bucket": "hour", "sessions": True}),
+    (
+        "by department, hourly + sessions",
+        {"group_by": "department", "bucket": "hour", "sessions": True},
+    ),
+    # an id and the other id's distinct count, or both ids: the sheet of rows with both ids
+    (
+        "agent-5 by workflow_id + sessions",
+        {"group_by": "workflow_id", "filters": {"agent": "agent-5"}, "sessions": True},
+    ),
+    (
+        "proj-7 by session_id + sessions",
+        {"group_by": "session_id", "filters": {"project": "proj-7"}, "sessions": True},
+    ),
+    (
+        "by department, no workflow + sessions",
+        {"group_by": "department", "filters": {"workflow_id": ""}, "sessions": True},
+    ),
+    (
+        "by workflow_id + sessions, top 100",
+        {"group_by": "workflow_id", "sessions": True, "limit": 100},
+    ),
+    ("by session_id,workflow_id, top 100", {"group_by": "session_id,workflow_id", "limit": 100}),
 )
 
 
@@ -405,16 +435,6 @@ def run_queries(store: Store, repeat: int, *, latency: bool = True, only: str = 
         used += f"  (cache: {loaded} slots loaded)" if loaded else ""
         line = f"{name:42} {first:8.1f} {loading:8.1f} {median:8.1f} {worst:8.1f}"
         print(f"{line} {objects:8.1f} {rows:6}  {used}", flush=True)
-    if not latency:
-        return
-    day_since = until - timedelta(days=1)
-    for name, args in RAW_QUERIES:
-        if only not in name:
-            continue
-        query = SpendQuery.of(day_since, until, **args)  # type: ignore[arg-type]
-        first, loading, median, worst, objects, rows = timed(store, query, max(1, repeat // 2))
-        line = f"{name:42} {first:8.1f} {loading:8.1f} {median:8.1f} {worst:8.1f}"
-        print(f"{line} {objects:8.1f} {rows:6}  events", flush=True)
 
 
 def warm(store: Store, days: int, *, rehearsed: bool) -> None:
@@ -550,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
             run_queries(store, args.repeat, only=args.only)
             run_queries(store, args.repeat, latency=False, only=args.only)
             cache = store.rollup_cache
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
             print(f"\nrollup cache: {cache.size_bytes / 2**20:,.0f} MB in {cache.slot_count} slots")
+            print(f"process peak resident memory: {peak:,.0f} MB")
     finally:
         store.close()
     return 0

@@ -8,6 +8,7 @@ import pytest
 
 from spendgate.errors import ConfigError
 from spendgate.settings import GatewaySettings, SimSettings, env_name, load
+from spendgate.store.rollup_cache import DEFAULT_BYTES
 
 
 def test_defaults() -> None:
@@ -47,7 +48,7 @@ def test_bad_values(env: dict[str, str], message: str) -> None:
 
 
 def test_rollup_cache_size() -> None:
-    assert load(GatewaySettings, env={}).rollup_cache_mb == 1536
+    assert load(GatewaySettings, env={}).rollup_cache_mb == DEFAULT_BYTES >> 20  # the store's own
     env = {"SPENDGATE_GATEWAY_ROLLUP_CACHE_MB": "0"}
     assert load(GatewaySettings, env=env).rollup_cache_mb == 0
     with pytest.raises(ConfigError, match="rollup_cache_mb must be 0 \\(off\\) or more"):

@@ -98,7 +98,7 @@ class GatewaySettings:
     redis_prefix: str = "spendgate"
     budgets: list[dict[str, Any]] = field(default_factory=list)  # [[gateway.budgets]] tables
     budget_refresh_s: float = 5.0
-    rollup_cache_mb: int = 1536  # memory for in-memory copies of rollup slots (0: none)
+    rollup_cache_mb: int = 2560  # memory for in-memory copies of rollup slots (0: none)
     rollup_cache_warm_days: int = 31  # recent days loaded into that cache at start (0: none)
     rollup_cache_save: bool = True  # its copies saved at shutdown, read back at start
     rollup_cache_dir: Path | None = None  # where (None: beside the journal)

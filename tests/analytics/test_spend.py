@@ -121,6 +121,40 @@ def test_grouped_by_an_id_from_the_id_rollups_not_the_events(loaded: Store) -> N
     }
 
 
+def test_both_ids_or_an_id_and_distinct_counts_from_the_id_rollups(loaded: Store) -> None:
+    """Grouping by both ids, or by one (or filtering to no id) with distinct counts, is summed
+    from the id rollups' sheets, that of the rows carrying both ids included: no statement
+    reads ``events`` over whole days. s1 (e1, e2) has no workflow; s2 (e4) and s3 (e6) are
+    both of w1."""
+    reads: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        reads.append(statement)
+
+    event.listen(loaded.engine, "before_cursor_execute", seen)
+    try:
+        query = SpendQuery.of(SINCE, UNTIL, "workflow_id", sessions=True)
+        workflows = by(spend(loaded, query), "workflow_id")
+        both = spend(loaded, SpendQuery.of(SINCE, UNTIL, "session_id,workflow_id"))
+        none = SpendQuery.of(SINCE, UNTIL, "department", filters={"workflow_id": ""}, sessions=True)
+        without = by(spend(loaded, none), "department")
+    finally:
+        event.remove(loaded.engine, "before_cursor_execute", seen)
+    assert not [statement for statement in reads if "FROM events" in statement]
+    measures = ("requests", "sessions", "session_cost", "workflows", "workflow_cost")
+    got = {k: tuple(getattr(r, m) for m in measures) for k, r in workflows.items()}
+    assert got == {"w1": (2, 2, SALES_COST, 1, SALES_COST), None: (7, 1, ENG_COST, 0, 0)}
+    pairs = {(r.keys["session_id"], r.keys["workflow_id"]): (r.requests, r.cost) for r in both}
+    assert pairs == {
+        ("s1", None): (2, ENG_COST),
+        ("s2", "w1"): (1, Decimal("0.005")),
+        ("s3", "w1"): (1, Decimal("3.3")),
+        (None, None): (5, BIG),
+    }
+    got = {k: tuple(getattr(r, m) for m in measures) for k, r in without.items()}
+    assert got == {"eng": (4, 1, ENG_COST, 0, 0), None: (3, 0, 0, 0, 0)}
+
+
 @pytest.mark.parametrize("field", ["session_id", "workflow_id"])
 def test_one_session_or_workflow_is_read_by_its_index(loaded: Store, field: str) -> None:
     """No rollup holds one id's spend: its events are read through ``(id, ts)``, not by

@@ -154,11 +154,20 @@ QUERIES = (
     {"group_by": "user_id,workflow_id", "filters": {"project": "a"}, "bucket": "week"},
     {"group_by": "department", "filters": {"workflow_id": ""}},
     {"group_by": "session_id", "filters": {"session_id": "", "base_model": "m2"}},
-    # one id, both ids, an hourly series, or distinct counts with an id: raw events
-    {"filters": {"session_id": "s3"}, "bucket": "day"},
     {"group_by": "workflow_id", "filters": {"department": "eng"}, "bucket": "hour"},
+    # both ids, or an id and distinct counts: the sheet of the rows that carry both ids too
     {"group_by": "session_id,workflow_id"},
+    {"group_by": "workflow_id,session_id", "filters": {"region": "eu-west-1"}, "bucket": "day"},
+    {"group_by": "session_id", "filters": {"workflow_id": ""}},
+    {"group_by": "department", "filters": {"workflow_id": "", "session_id": ""}},
     {"group_by": "session_id", "sessions": True},
+    {"group_by": "workflow_id", "filters": {"project": "b"}, "sessions": True},
+    {"group_by": "department", "filters": {"workflow_id": ""}, "sessions": True},
+    {"group_by": "workflow_id,base_model", "bucket": "hour", "sessions": True},
+    {"group_by": "session_id,workflow_id", "bucket": "day", "sessions": True},
+    {"filters": {"session_id": ""}, "bucket": "week", "sessions": True},
+    # one id: raw events (its index)
+    {"filters": {"session_id": "s3"}, "bucket": "day"},
     {"group_by": "project", "filters": {"workflow_id": "w2"}, "sessions": True},
 )
 
@@ -212,6 +221,8 @@ RANKED = (
     {"group_by": "project,session_id", "bucket": "day", "limit": 10},
     {"group_by": "workflow_id,region", "filters": {"department": "eng"}, "limit": 3},
     {"group_by": "session_id", "filters": {"base_model": "m2"}, "order": "requests", "limit": 4},
+    {"group_by": "workflow_id", "sessions": True, "limit": 2},
+    {"group_by": "session_id,workflow_id", "filters": {"project": "c"}, "limit": 6},
 )
 
 

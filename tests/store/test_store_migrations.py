@@ -59,15 +59,19 @@ def test_reopening_a_migrated_database_changes_nothing(db_url: str, store: Store
     assert migrate.current_revision(store.engine) == migrate.head_revision()
 
 
-@pytest.mark.parametrize(("start", "pending"), [("0003", 0), ("0005", 0), ("0007", 0), ("0007", 6)])
+@pytest.mark.parametrize(
+    ("start", "pending"),
+    [("0003", 0), ("0005", 0), ("0007", 0), ("0007", 6), ("0008", 0), ("0008", 6)],
+)
 def test_rollups_built_before_a_revision_hold_what_the_writer_builds(
     store: Store, start: str, pending: int
 ) -> None:
     """From 0003 (the head's rebuild rolls up every stored event), 0005 (0006 rolls up the
-    sessions and workflows with its own frozen SQL) or 0007 (0008 rolls them up again with
-    every measure, less the rows still ``pending`` a fold), with events stored: every slot of
-    every rollup gets a token, and every rollup holds exactly what today's writer builds
-    from the same events."""
+    sessions and workflows with its own frozen SQL), 0007 (0008 rolls them up again with
+    every measure, less the rows still ``pending`` a fold) or 0008 (0009 rolls them up again
+    keyed by both ids, with the sheet of the rows that carry both), with events stored: every
+    slot of every rollup gets a token, and every rollup holds exactly what today's writer
+    builds from the same events."""
     base = datetime(2026, 5, 4, 22, tzinfo=UTC)
     made = [
         Event(

@@ -74,7 +74,7 @@ from spendgate.store.value_codes import ValueCodes
 _T = TypeVar("_T")
 _Span = tuple[datetime, datetime]
 
-DEFAULT_BYTES = 1536 << 20
+DEFAULT_BYTES = 2560 << 20
 # Slots a query loads itself; with more to load, SQL answers it and the worker loads them.
 EAGER_SLOTS = 4
 # Warming stops once the copies take this share of the cache (the rest is for what is asked).

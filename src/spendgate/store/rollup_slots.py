@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 
 from spendgate.store.rollup_sql import truncate
-from spendgate.store.schema import rollup_tables, spend_marks
+from spendgate.store.schema import ID_FIELDS, SPECS, rollup_tables, spend_marks
 from spendgate.store.types import UTCDateTime, as_utc
 
 # The sheet of a projected slot: this, then the fields it keeps, comma-separated.
@@ -116,8 +116,10 @@ def _slot_query(table: str, dimension: str) -> tuple[Select[Any], pa.Schema]:
     if projected:
         keys = [name for name in dimension.removeprefix(PROJECTED).split(",") if name]
         values = [cast(func.coalesce(func.sum(v), 0), BigInteger) for v in values]
-    else:
-        skip = ("bucket", "dimension")
+    else:  # of an id rollup's sheet, the ids it is keyed by (the others are '')
+        skip = {"bucket", "dimension"}
+        if SPECS[table].ids:
+            skip |= set(ID_FIELDS) - set(dimension.split(","))
         keys = [c.name for c in rollup.primary_key.columns if c.name not in skip]
     first, last = (bindparam(name, type_=UTCDateTime()) for name in ("first", "last"))
     bucket = cast(rollup.c.bucket, Text).label("bucket")

@@ -18,9 +18,10 @@ write their own. The newest is read; saving removes the older ones. It holds:
 - ``slots-<n>.arrow``: the slots' rows (key values as codes, measures as narrowed), one file
   per schema.
 
-Its schema metadata names the format and the rollups' layout (``ROLLUP_SPECS``): a snapshot
-of another version is ignored. A snapshot holds what the rollups hold (attribution values and
-sums: no secrets, no prompt text); its folders are made readable by their owner only.
+Its schema metadata names the format and the rollups' layout (``ROLLUP_SPECS``, their
+columns and the id rollups' sheets): a snapshot of another version is ignored. A snapshot
+holds what the rollups hold (attribution values and sums: no secrets, no prompt text); its
+folders are made readable by their owner only.
 """
 
 from __future__ import annotations
@@ -40,10 +41,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spendgate.errors import DataError
-from spendgate.store.schema import ID_MEASURES, ROLLUP_MEASURES, ROLLUP_SPECS, SPECS
+from spendgate.store.schema import (
+    ID_MEASURES,
+    ID_SHEETS,
+    ROLLUP_MEASURES,
+    ROLLUP_SPECS,
+    SPECS,
+    rollup_tables,
+)
 
 _FORMAT = b"1"
-_LAYOUT = hashlib.sha256(repr(ROLLUP_SPECS).encode()).hexdigest()[:16].encode()
+# The rollups, their columns and the id rollups' sheets: a snapshot of another layout is
+# ignored.
+_TABLES = [(name, [c.name for c in table.columns]) for name, table in rollup_tables.items()]
+_SHAPE = repr((ROLLUP_SPECS, _TABLES, ID_SHEETS)).encode()
+_LAYOUT = hashlib.sha256(_SHAPE).hexdigest()[:16].encode()
 _PREFIX = "gen-"
 _MEASURES = frozenset((*ROLLUP_MEASURES, *ID_MEASURES))  # every other column is coded
 _MANIFEST = pa.schema(

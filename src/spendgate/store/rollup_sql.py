@@ -39,6 +39,7 @@ from sqlalchemy.sql.elements import ColumnClause
 
 from spendgate.store.schema import (
     ID_FIELDS,
+    ID_SHEETS,
     LATENCY_BOUNDS_MS,
     LATENCY_BUCKETS,
     PENDING_KEYS,
@@ -202,12 +203,19 @@ def upsert_statements(
     shapes: list[tuple[list[ColumnElement[Any]], ColumnElement[bool]]]
     dims = [source.c[d] for d in spec.dimensions] if not (spec.facets or spec.pairs) else []
     if spec.ids:
-        key: tuple[str, ...] = ("dimension", "bucket", "value", *spec.dimensions)
+        key: tuple[str, ...] = ("dimension", "bucket", *ID_FIELDS, *spec.dimensions)
         if "dimension" in source.c:  # the daily id rollup from the hourly one
-            shapes = [([source.c.dimension, bucket, source.c.value, *dims], true())]
-        else:  # from the stage: the rows that carry each id
+            ids = [source.c[f] for f in ID_FIELDS]
+            shapes = [([source.c.dimension, bucket, *ids, *dims], true())]
+        else:  # from the stage: each sheet's rows, those that carry its ids
             shapes = [
-                ([literal(f), bucket, source.c[f], *dims], source.c[f] != "") for f in ID_FIELDS
+                (
+                    [literal(",".join(sheet)), bucket]
+                    + [source.c[f] if f in sheet else literal("") for f in ID_FIELDS]
+                    + dims,
+                    and_(*(source.c[f] != "" for f in sheet)),
+                )
+                for sheet in ID_SHEETS
             ]
     elif spec.facets and "dimension" in source.c:  # daily facets from the hourly ones
         key = ("dimension", "bucket", "value")

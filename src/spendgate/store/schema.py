@@ -87,6 +87,9 @@ ROLLUP_DIMENSIONS = (
 # The ids whose distinct values a spend question may count (sessions, workflows): kept in their
 # own rollups (``spend_ids_*``), a row per id and combination of ``ROLLUP_DIMENSIONS``.
 ID_FIELDS = ("session_id", "workflow_id")
+# The id rollups' sheets (their ``dimension``): the rows that carry each id, keyed by it, and
+# the rows that carry both, keyed by both (``RollupSpec``).
+ID_SHEETS: tuple[tuple[str, ...], ...] = (*((field,) for field in ID_FIELDS), ID_FIELDS)
 # What ``spend_pending`` (and the fold's stage) is keyed by: every dimension and the ids.
 PENDING_KEYS = (*ROLLUP_DIMENSIONS, *ID_FIELDS)
 
@@ -213,10 +216,12 @@ class RollupSpec:
     """One rollup table: its name, time grain (``hour`` | ``day``) and dimensions. A facet
     rollup (``facets``) keys its rows by ``(dimension, bucket, value)``: one row per dimension
     and value, so it answers questions that name at most one of its dimensions. An id rollup
-    (``ids``) keys its rows by ``(dimension, bucket, value, *dimensions)``: ``dimension`` names
-    one of ``ID_FIELDS`` and ``value`` is the id (only rows with an id); it answers the
-    distinct counts of a question and the sums of one that groups by an id (``store.spend``).
-    Every rollup holds ``ROLLUP_MEASURES``."""
+    (``ids``) keys its rows by ``(dimension, bucket, *ID_FIELDS, *dimensions)``: ``dimension``
+    names one of ``ID_SHEETS`` (``session_id``, ``workflow_id`` or ``session_id,workflow_id``,
+    comma-separated), whose rows are those of the events that carry each of its ids, keyed by
+    them (an id not in the sheet is ``''``); it answers the distinct counts of a question and
+    the sums of one that groups by an id (``store.spend``). Every rollup holds
+    ``ROLLUP_MEASURES``."""
 
     name: str
     grain: str
@@ -306,14 +311,16 @@ def _rollup(spec: RollupSpec) -> Table:
     """A rollup table: ``bucket`` (the hour or day, UTC) and its dimensions as the key (for a
     facet rollup: ``dimension``, ``bucket`` and ``value``; for a pair rollup ``dimension`` is
     ``"first,second"``, and ``value``, ``value_2`` are theirs; an id rollup keys by
-    ``dimension``, ``bucket``, ``value`` and its dimensions)."""
+    ``dimension``, ``bucket``, the ids and its dimensions)."""
     keys: list[Column[Any]]
-    if spec.facets or spec.pairs or spec.ids:
+    if spec.ids:
+        keys = [Column("dimension", Text, primary_key=True)]
+        keys.append(Column("bucket", UTCDateTime, primary_key=True))
+        keys += [Column(d, Text, primary_key=True) for d in (*ID_FIELDS, *spec.dimensions)]
+    elif spec.facets or spec.pairs:
         values = ("value", "value_2") if spec.pairs else ("value",)
         keys = [Column(n, Text, primary_key=True) for n in ("dimension", *values)]
         keys.insert(1, Column("bucket", UTCDateTime, primary_key=True))
-        if spec.ids:
-            keys += [Column(d, Text, primary_key=True) for d in spec.dimensions]
     else:
         keys = [Column("bucket", UTCDateTime, primary_key=True)]
         keys += [Column(d, Text, primary_key=True) for d in spec.dimensions]

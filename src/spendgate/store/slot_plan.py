@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from spendgate.store.schema import ID_FIELDS, ROLLUP_DIMENSIONS, ROLLUP_SPECS, RollupSpec
+from spendgate.store.schema import ID_SHEETS, ROLLUP_DIMENSIONS, ROLLUP_SPECS, RollupSpec
 from spendgate.store.types import floor_time
 
 # The longest part the cache answers, by rollup (longer ones go to SQL): every slot of it is
@@ -19,9 +19,10 @@ from spendgate.store.types import floor_time
 # of up to ``HOURS`` is summed from them whole; a longer part from their projections
 # (``projects``), which are small too, or from the whole slots while those are held and the
 # projections not yet (``RollupCache._projection``). The id rollups' hourly slots are never
-# projected.
+# projected (an id is a key of every question they answer, so a projection would keep most
+# rows): a month of them is held whole, for hourly series with distinct counts or by an id.
 _DAYS = timedelta(days=92)  # of a daily rollup (and the most days warming loads)
-_SERIES_HOURS = timedelta(days=32)  # of the hourly facet rollup, and of projections
+_SERIES_HOURS = timedelta(days=32)  # of the hourly facet and id rollups, and of projections
 HOURS = timedelta(hours=72)  # of whole hourly slots summed as such (warming loads these hours)
 # The most consecutive slots read in one statement, by grain (a statement costs more than a
 # small slot's rows; a day of the full hourly rollup is ~85,000 rows at 10 M events, a week of
@@ -35,10 +36,15 @@ def projects(spec: RollupSpec) -> bool:
     return spec.grain == "hour" and not (spec.facets or spec.pairs or spec.ids)
 
 
+def _series(spec: RollupSpec) -> bool:
+    """Whether the cache answers a month of this hourly rollup (an hourly series)."""
+    return spec.grain == "hour" and (spec.facets or spec.ids or projects(spec))
+
+
 def _max_span(spec: RollupSpec) -> timedelta:
     if spec.grain == "day":
         return _DAYS
-    return _SERIES_HOURS if spec.facets or projects(spec) else HOURS
+    return _SERIES_HOURS if _series(spec) else HOURS
 
 
 MAX_SPAN = {spec.name: _max_span(spec) for spec in ROLLUP_SPECS}
@@ -60,7 +66,7 @@ class SlotRange:
 def _sheets(spec: RollupSpec) -> list[str]:
     """The dimensions a rollup's slots are split by (``''``: one, unsplit)."""
     if spec.ids:
-        return list(ID_FIELDS)
+        return [",".join(sheet) for sheet in ID_SHEETS]
     if spec.facets:
         return list(spec.dimensions)
     if spec.pairs:
@@ -83,7 +89,7 @@ def warm_requests(now: datetime, days: int) -> list[SlotRange]:
     two days around that start (the edges of such a window); each facet dimension, pair and
     id field apart; smallest rollups first. Then, for hourly series, every hour of those
     days (up to ``MAX_SPAN``) of each field of the hourly facet rollup, then whole of the
-    rollups that ``projects``."""
+    rollups that ``projects``, then of each id field of the hourly id rollup."""
     first: list[SlotRange] = []
     series: list[SlotRange] = []
     for spec in sorted(ROLLUP_SPECS, key=_warm_order):
@@ -97,7 +103,7 @@ def warm_requests(now: datetime, days: int) -> list[SlotRange]:
         for sheet in _sheets(spec):
             for low, high in ranges:
                 first.append(SlotRange(spec.name, sheet, low, high, warm=True))
-            if spec.grain == "hour" and (spec.facets or projects(spec)):
+            if _series(spec):
                 low = max(start, end - _SERIES_HOURS)
                 series.append(SlotRange(spec.name, sheet, low, end, warm=True))
     return first + series

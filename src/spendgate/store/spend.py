@@ -6,25 +6,23 @@ job (pure).
 
 How a range ``[since, until)`` is answered (``plan``):
 
-- when every group-by and filter field is a rollup dimension and no distinct count is asked:
-  whole days from a daily rollup (unless hourly slots are wanted), the whole hours around them
-  from an hourly one, the rows still pending a fold (``spend_pending``) for all those whole
-  hours, and the partial hours at either end from ``events``. Of each grain, the smallest
-  rollup that can answer is read (``store.rollups.choose``): a facet rollup when the question
-  names at most one field;
-- when it names one id field besides them (``session_id`` or ``workflow_id``: grouped by it,
-  or filtered to no id), no distinct count and no hourly slots (``_through``), the same
-  parts, a rollup part through that field's id rollup (``_reads``): its rows with an id from
-  there, and its rows with none as the question without the field from the other rollups,
-  less the same from the id rollup;
-- otherwise (one id's spend, both ids, an id and distinct counts or hourly slots) all from
-  ``events``, using the same aggregate expressions (``store.rollup_sql.event_measures``); one
-  id's events are read through its ``(id, ts)`` index.
+- whole days from a daily rollup (unless hourly slots are wanted), the whole hours around
+  them from an hourly one, the rows still pending a fold (``spend_pending``) for all those
+  whole hours, and the partial hours at either end from ``events``. Of each grain, the
+  smallest rollup that can answer is read (``store.rollups.choose``): a facet rollup when the
+  question names at most one field;
+- when it names id fields (``session_id``, ``workflow_id``: grouped by, or filtered to no id),
+  the same parts, a rollup part through the id rollups' sheets (``_sheet_reads``: the rows
+  carrying exactly some of the ids, by inclusion and exclusion over the sheets of those ids,
+  the other rollups being the sheet of none);
+- a question filtered to one id reads its events, through their ``(id, ts)`` index, using
+  the same aggregate expressions (``store.rollup_sql.event_measures``).
 
 Distinct counts (``distinct=True``: sessions, workflows) of a question the rollups answer come
 from the same parts of the id rollups (``spend_ids_*``, ``spend_pending``'s id columns, the
 raw edges): requests and spend per group, slot and id, each part signed as above, counted by
-``store.spend_ids`` (a cached day part: its rows as they are, their ids counted meanwhile).
+``store.spend_ids`` (the biggest cached part: its rows as they are, their ids counted
+meanwhile); an id the question names counts as its groups do (``_own_ids``).
 
 Each rollup part is summed from ``store.rollup_cache`` when one is given (its columnar copies
 of the slots, checked against the writer's tokens in the same snapshot), else in SQL. The
@@ -45,6 +43,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import combinations
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,7 +55,7 @@ from spendgate.store.rollup_slots import fetched
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import ID_FIELDS, ROLLUP_DIMENSIONS
 from spendgate.store.slot_sums import negated, sum_by, sums_schema
-from spendgate.store.spend_ids import coded, count, distinct, split
+from spendgate.store.spend_ids import coded, count, distinct, id_measures, split
 from spendgate.store.spend_sql import Ask, hour_state, layout, part_query
 from spendgate.store.types import bucket_start, floor_time
 
@@ -151,7 +150,7 @@ def sum_spend(
     ``latency=False`` leaves out the latency sums and histogram (about half the columns).
     ``cache``: the parts it ``covers`` are summed from its columnar copies (same answers),
     once it holds their slots.
-    ``rank``: for a question read through an id rollup and grouped by its id field, ``rank(
+    ``rank``: for a question grouped by an id field (read through the id rollups), ``rank(
     sums, field)`` gives the values of the field (``''``: no id) whose groups are wanted, from
     the requests and spend alone (``ID_MEASURES``: two of the thirty-odd columns) per group
     and slot, summed first in the same snapshot; the sums returned are those groups' (``None``:
@@ -161,21 +160,26 @@ def sum_spend(
     unknown = sorted((set(group_by) | set(filters)) - set(DIMENSIONS))
     if unknown or (grain is not None and grain not in GRAINS):
         raise ValueError(f"not a spend field or grain: {unknown or grain}")
-    fields = set(group_by) | set(filters)
-    through = _through(fields, filters, distinct=distinct, grain=grain)
+    through = _through(set(group_by) | set(filters), filters)
     ask = Ask(
-        tuple(group_by), tuple(sorted(filters.items())), grain, distinct, latency, through=through
+        tuple(group_by),
+        tuple(sorted(filters.items())),
+        grain,
+        distinct,
+        latency,
+        through=through or (),
     )
-    rolled = fields <= set(ROLLUP_DIMENSIONS) or through is not None
+    rolled = through is not None
     parts = plan(since, until, rollups=rolled, days=grain != "hour")
+    ranked_by = next((field for field in ask.group_by if field in ask.through), None)
     with snapshot(engine) as connection:  # one snapshot for every part
         sealed = sealed_until(connection) if any(p.source == "day" for p in parts) else {}
-        if rank is not None and through is not None and through in ask.group_by:
-            narrow = replace(ask, narrow=True)
+        if rank is not None and ranked_by is not None:
+            narrow = replace(ask, narrow=True, distinct=False)
             ranked = _summed(connection, parts, narrow, sealed, cache, rolled=rolled)
-            wanted = rank(ranked, through)
+            wanted = rank(ranked, ranked_by)
             if wanted is not None:
-                ask = replace(ask, among=(through, tuple(sorted(set(wanted)))))
+                ask = replace(ask, among=(ranked_by, tuple(sorted(set(wanted)))))
         return _summed(connection, parts, ask, sealed, cache, rolled=rolled)
 
 
@@ -191,121 +195,204 @@ def _summed(
     """``sum_spend``'s sums of ``ask`` over ``parts`` (``rolled``: from the rollups where
     they answer), read in ``connection``'s snapshot."""
     # What each part is asked: its measures; with distinct counts from the rollups, also its
-    # requests and spend per id of each id field.
-    asks = [replace(ask, distinct=False, ids=ids) for ids in ((), *((f,) for f in ID_FIELDS))]
-    asks = asks if ask.distinct and rolled else [ask]
+    # requests and spend per id of each id field the question does not name (``_own_ids``).
+    asks = [replace(ask, distinct=False) if rolled else ask]
+    if ask.distinct and rolled:
+        asks += [replace(asks[0], ids=(f,)) for f in ID_FIELDS if f not in ask.through]
     id_asks = asks[1:]
     slotted = ask.grain is not None
+    big = "hour" if ask.grain == "hour" else "day"  # an id ask's biggest part: counted as rows
     sums: dict[Ask, list[pa.Table]] = defaultdict(list)
-    # Cached parts, summed meanwhile; an id ask's day part: its rows, counted meanwhile.
-    summing: list[tuple[Future[pa.Table], Part, Ask]] = []
-    bigs: dict[Ask, tuple[Future[pa.Table], Part, Future[pa.Table]]] = {}
-    in_sql: list[tuple[Part, Ask]] = []
+    # Cached parts, summed meanwhile; an id ask's biggest part: its rows, counted meanwhile.
+    summing: list[tuple[Future[pa.Table], Read]] = []
+    bigs: dict[Ask, tuple[Future[pa.Table], Read, Future[pa.Table]]] = {}
+    in_sql: list[Read] = []
     raw: dict[Part, None] = {}  # the id asks' raw and pending parts: one query for both
     # The cached parts first, biggest work (the id rollups') first: the helper threads sum
     # them while this one runs the SQL parts.
-    for part, one in _reads(parts, asks, sealed):
+    for read in _reads(parts, asks, sealed):
+        part, one = read.part, read.ask
         if cache is not None and cache.covers(part.table, part.start, part.end):
-            rows = bool(one.ids) and part.source == "day"  # counted as rows
+            rows = bool(one.ids) and one.sheet == one.ids and part.source == big
+            rows = rows and read.of not in bigs
             future = _cached(connection, cache, part, one, rows=rows)
             if future is not None:
                 if rows:
-                    bigs[one] = (future, part, _distinct(cache, future, part, one))
+                    bigs[read.of] = (future, read, _distinct(cache, future, read))
                 else:
-                    summing.append((future, part, one))
+                    summing.append((future, read))
                 continue
         if one.ids and not part.rolled:
             raw[part] = None
         else:
-            in_sql.append((part, one))
-    for part, one in in_sql:
-        table = _read(connection, part, one, cache)
-        if one.ids and cache is not None:
-            table = coded(table, one.keys, one.ids[0], cache)
-        sums[one] += _with_less(table, part, one)
-    by_id = replace(ask, distinct=False, ids=ID_FIELDS)
+            in_sql.append(read)
+    for read in in_sql:
+        table = _read(connection, read.part, read.ask, cache)
+        if read.ask.ids and cache is not None:
+            table = coded(table, read.ask.keys, cache)
+        sums[read.of] += _cells(table, read, cache)
+    by_id = replace(asks[0], ids=ID_FIELDS)
     for part in raw:
-        read = _read(connection, part, by_id, cache)
-        table = split(read, ask.group_by, slotted, cache)
+        read_ids = _read(connection, part, by_id, cache)
+        fields = [one.ids[0] for one in id_asks]
+        split_ids = split(read_ids, ask.group_by, slotted, cache, fields)
         for one in id_asks:
-            sums[one].append(table[one.ids[0]])
-    for future, part, one in summing:
-        sums[one] += _with_less(_renamed(future.result(), part, one), part, one)
+            sums[one].append(split_ids[one.ids[0]])
+    for future, read in summing:
+        sums[read.of] += _cells(_renamed(future.result(), read.part, read.ask), read, cache)
     tables = []
     for one in id_asks:
-        big = bigs.get(one)
-        counting = None if big is None else (_renamed(big[0].result(), big[1], one), big[2])
+        found = bigs.get(one)
+        counting = None
+        if found is not None:
+            future, read, counted_rows = found
+            found_rows = _renamed(future.result(), read.part, read.ask)
+            counting = (_as_of(found_rows, one, cache), counted_rows)
         counted = count(sums.pop(one, []), ask.group_by, slotted, one.ids[0], cache, big=counting)
         tables.append(_padded(counted, ask))
     tables += [_padded(table, ask) for part_sums in sums.values() for table in part_sums]
-    return _added(tables, ask)
+    return _own_ids(_added(tables, ask), ask)
 
 
-def _through(
-    fields: set[str], filters: Mapping[str, str], *, distinct: bool, grain: str | None
-) -> str | None:
-    """The id field a question is summed through (its id rollup, ``_reads``): the one it
-    names, grouped by or filtered to no id, with rollup fields, and no distinct count. One id's
-    spend is read from its events (the ``(id, ts)`` index: faster than any rollup for one id),
-    as is a question that names both id fields or counts distinct ids, or an hourly series
-    (the cache holds 72 hours of the hourly id rollup: a month of it is read in SQL, as slow
-    as the events at 10 M events, ~0.8 s)."""
-    named = fields & set(ID_FIELDS)
-    if distinct or grain == "hour" or len(named) != 1:
-        return None
-    (field,) = named
-    return field if filters.get(field, "") == "" else None
+def _through(fields: set[str], filters: Mapping[str, str]) -> tuple[str, ...] | None:
+    """The id fields a question names (grouped by, or filtered to no id): its rollup parts are
+    read through the id rollups' sheets (``_reads``). ``None``: it is filtered to one id, whose
+    spend is read from its events (the ``(id, ts)`` index: faster than any rollup for one
+    id)."""
+    named = tuple(field for field in ID_FIELDS if field in fields)
+    return None if any(filters.get(field, "") != "" for field in named) else named
 
 
-def _reads(
-    parts: list[Part], asks: list[Ask], sealed: dict[str, datetime]
-) -> list[tuple[Part, Ask]]:
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A part read for one of a question's asks (``of``): what is read (``ask``, from
+    ``part.table``), and the cells of ``of``'s sums it gives (``_reads``): each the fields its
+    sums are summed over (then ``''``: no id) and its sign."""
+
+    part: Part
+    ask: Ask
+    of: Ask
+    cells: tuple[tuple[frozenset[str], int], ...] = ((frozenset(), 1),)
+
+
+def _reads(parts: list[Part], asks: list[Ask], sealed: dict[str, datetime]) -> list[Read]:
     """Each part of each ask, with the table it is read from (``_with_table``), the id asks
-    first. Through an id rollup (``Ask.through``), a rollup part's rows with an id come from
-    it; the rows with none are the question without the id field, from the other rollups, less
-    the same from the id rollup (every event with an id is in both): grouped by the id field,
-    ``_with_less`` sums that from the rows read; filtered to no id, or to some ids
-    (``Ask.among``, of the id field), it is read. Among ids without ``''``, the rows with
-    none are not read at all."""
-    out: list[tuple[Part, Ask]] = []
+    first. A rollup part is read through the id rollups' sheets (``_sheet_reads``)."""
+    out: list[Read] = []
     for one in sorted(asks, key=lambda one: not one.ids):
         for planned in parts:
-            field = one.through if planned.rolled else None
-            among = one.among if field is not None else None  # of the id field (``sum_spend``)
-            # Filtered to no id, the question has none of the id rollup's rows; among some
-            # values, those of them that are ids; else it is grouped by the id field.
-            unread = field is not None and field in dict(one.filters)
-            ids = None if among is None else (among[0], tuple(value for value in among[1] if value))
-            if not unread and (ids is None or ids[1]):
-                read = one if ids is None else replace(one, among=ids)
-                out += [(part, read) for part in _with_table(planned, sealed, read)]
-            if field is None or (among is not None and "" not in among[1]):
+            if not planned.rolled:
+                out.append(Read(planned, one, one))
                 continue
-            rest = replace(
-                one,
-                group_by=tuple(name for name in one.group_by if name != field),
-                filters=tuple(item for item in one.filters if item[0] != field),
-                through=None,
-                among=None,
-            )
-            out += [(part, rest) for part in _with_table(planned, sealed, rest)]
-            if unread or among is not None:  # else ``_with_less`` takes the sums read
-                with_id = replace(rest, through=field)
-                less = replace(planned, sign=-planned.sign)
-                out += [(part, with_id) for part in _with_table(less, sealed, with_id)]
+            for read, cells in _sheet_reads(one):
+                out += [Read(part, read, one, cells) for part in _with_table(planned, sealed, read)]
     return out
 
 
-def _with_less(table: pa.Table, part: Part, ask: Ask) -> list[pa.Table]:
-    """A part's sums, and, of a rollup part read through an id rollup grouped by its field,
-    the same sums without that field, negated: what the question without the field takes back
-    out of the other rollups for the rows with an id (``_reads``), summed from the rows read
-    instead of read again."""
-    field = ask.through
-    if field is None or field not in ask.group_by or ask.among is not None or not part.rolled:
-        return [table]
-    keys = [name for name in ask.grouping if name != field]
-    return [table, negated(sum_by(table, keys, ask.measures), ask.measures)]
+def _sheet_reads(one: Ask) -> list[tuple[Ask, tuple[tuple[frozenset[str], int], ...]]]:
+    """The reads of a rollup part of ``one`` and the cells of its sums each gives. Of the id
+    fields the question names (``through``: S), the rows that carry exactly the ids P (and
+    none of the others) are, by inclusion and exclusion, the sum over the sheets T with
+    P <= T <= S of (-1)^|T - P| times T's rows summed over T - P. A sheet T is the id rollup's
+    sheet of ``one.ids`` and T (the rows carrying all of them; without any, the other
+    rollups): each is read once and its cells summed from what was read. Cells with an id of
+    a field filtered to no id are left out; with ``among`` (its field in S), the rows with
+    that id are read among its values, the rows without are kept only if ``''`` is one."""
+    named = one.through
+    filtered = {name for name, _ in one.filters if name in named}
+    among = one.among  # of a field of ``through`` (``sum_spend``)
+    assert among is None or among[0] in named
+    out = []
+    for sheet in _subsets(named):
+        cells: dict[bool, list[tuple[frozenset[str], int]]] = defaultdict(list)  # by among
+        for kept in _subsets(sheet):
+            if filtered & set(kept):
+                continue
+            by_among = among is not None and among[0] in kept
+            if among is not None and "" not in among[1] and not by_among:
+                continue
+            gone = frozenset(sheet) - set(kept)
+            cells[by_among].append((gone, -1 if len(gone) % 2 else 1))
+        for by_among, made in cells.items():
+            # A field every cell sums over is not read at all.
+            away = frozenset.intersection(*(gone for gone, _ in made))
+            group_by = (f for f in one.group_by if f not in named or (f in sheet and f not in away))
+            ids = None
+            if by_among and among is not None:  # the ids among the values
+                ids = (among[0], tuple(value for value in among[1] if value))
+                if not ids[1]:
+                    continue
+            read = replace(
+                one,
+                group_by=tuple(group_by),
+                filters=tuple(item for item in one.filters if item[0] not in named),
+                through=(),
+                sheet=tuple(f for f in ID_FIELDS if f in {*one.ids, *sheet}),
+                among=ids,
+            )
+            out.append((read, tuple((gone - away, sign) for gone, sign in made)))
+    return out
+
+
+def _subsets(fields: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every subset of ``fields`` (in their order), the smallest first."""
+    return [c for size in range(len(fields) + 1) for c in combinations(fields, size)]
+
+
+def _cells(table: pa.Table, read: Read, cache: RollupCache | None) -> list[pa.Table]:
+    """A read's sums as the cells of ``read.of``'s sums (``_sheet_reads``): each summed over
+    its fields and signed, laid out by ``read.of``'s keys (``_as_of``)."""
+    out = []
+    for gone, sign in read.cells:
+        cell = table
+        if gone:
+            keys = [k for k in read.ask.keys if k not in gone]
+            keys += ["slot"] if read.ask.grain is not None else []
+            cell = sum_by(table, keys, read.ask.measures)
+        out.append(_as_of(cell if sign > 0 else negated(cell, read.ask.measures), read.of, cache))
+    return out
+
+
+def _as_of(table: pa.Table, of: Ask, cache: RollupCache | None) -> pa.Table:
+    """A read's sums (keys, slot, measures) laid out by ``of``'s keys: a key it lacks (an id of
+    a sheet that does not carry it, or summed over) is ``''``, no id (in an id ask's parts,
+    which are the cache's codes, the code of ``''``)."""
+    if len(of.keys) == sum(name in table.column_names for name in of.keys):
+        return table
+    rows = table.num_rows
+    columns, names = [], []
+    for name in of.keys:
+        if name in table.column_names:
+            columns.append(table[name])
+        elif of.ids and cache is not None:
+            columns.append(pa.repeat(cache.encode(name, pa.array([""]))[0], rows))
+        else:
+            columns.append(pa.repeat(pa.scalar("", pa.string()), rows))
+        names.append(name)
+    rest = [name for name in table.column_names if name not in of.keys]
+    return pa.table([*columns, *(table[name] for name in rest)], names=[*names, *rest])
+
+
+def _own_ids(sums: pa.Table, ask: Ask) -> pa.Table:
+    """``sums`` with the distinct counts of the id fields the question names (``through``),
+    which no id ask counts: grouped by such a field, each group with an id has one (its
+    spend: the group's); filtered to no id, none."""
+    if not ask.distinct:
+        return sums
+    for field in ask.through:
+        if field not in ask.group_by:
+            continue  # filtered to no id: none (zeros)
+        has = pc.is_valid(sums[field])
+        zero = pa.scalar(0, pa.int64())
+        count, micro, pico = id_measures(field)
+        values = {
+            count: pc.cast(has, pa.int64()),
+            micro: pc.if_else(has, sums["cost_micro"], zero),
+            pico: pc.if_else(has, sums["cost_pico"], zero),
+        }
+        for name, column in values.items():
+            sums = sums.set_column(sums.schema.get_field_index(name), name, column)
+    return sums
 
 
 def _padded(table: pa.Table, ask: Ask) -> pa.Table:
@@ -360,15 +447,16 @@ def _cached(
     )
 
 
-def _distinct(cache: RollupCache, rows: Future[pa.Table], part: Part, ask: Ask) -> Future[pa.Table]:
-    """The distinct ids per group and slot of an id ask's ``part`` (``spend_ids.distinct``),
-    taken from its cached ``rows`` in a helper thread and kept with them."""
-    field, grouping = ask.ids[0], ask.grouping
-    return cache.derive(
-        rows,
-        (tuple(grouping), field),
-        lambda found: distinct(_renamed(found, part, ask), grouping, field),
-    )
+def _distinct(cache: RollupCache, rows: Future[pa.Table], read: Read) -> Future[pa.Table]:
+    """The distinct ids per group and slot of an id ask's part (``spend_ids.distinct``),
+    taken from its cached ``rows`` (``read``) in a helper thread and kept with them."""
+    of = read.of
+    field, grouping = of.ids[0], of.grouping
+
+    def counted(found: pa.Table) -> pa.Table:
+        return distinct(_as_of(_renamed(found, read.part, read.ask), of, cache), grouping, field)
+
+    return cache.derive(rows, (tuple(grouping), field), counted)
 
 
 def _renamed(found: pa.Table, part: Part, ask: Ask) -> pa.Table:
@@ -378,13 +466,13 @@ def _renamed(found: pa.Table, part: Part, ask: Ask) -> pa.Table:
 
 
 def _with_table(part: Part, sealed: dict[str, datetime], ask: Ask) -> list[Part]:
-    """``part`` with the rollup that answers ``ask`` (an id rollup for its ids or through
-    one). A daily rollup holds only sealed days, so a day part is split there: the days after
-    it come from the hourly rollup."""
+    """``part`` with the rollup that answers ``ask`` (an id rollup for a sheet). A daily
+    rollup holds only sealed days, so a day part is split there: the days after it come from
+    the hourly rollup."""
     if not part.rolled:
         return [part]
     fields = ask.named - set(ID_FIELDS)
-    ids = bool(ask.ids) or ask.through is not None
+    ids = bool(ask.sheet)
     spec = choose(part.source, fields, ids=ids)
     assert spec is not None  # the full rollups hold every ROLLUP_DIMENSIONS field
     if spec.sealed_from is None:

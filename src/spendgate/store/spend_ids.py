@@ -56,30 +56,33 @@ def id_measures(field: str) -> tuple[str, str, str]:
     return f"{stem}s", f"{stem}_cost_micro", f"{stem}_cost_pico"
 
 
-def coded(table: pa.Table, keys: Sequence[str], field: str, cache: RollupCache) -> pa.Table:
+def coded(table: pa.Table, keys: Sequence[str], cache: RollupCache) -> pa.Table:
     """An id part's ``keys`` columns (its first ones) as the codes of ``cache``'s dictionaries
-    (the id rollups' columns: each field's own, ``value`` for the id ``field``), as the
-    cache's id parts give them."""
+    (the id rollups' columns, each named as its field), as the cache's id parts give them."""
     for index, name in enumerate(keys):
-        column = "value" if name == field else name
-        table = table.set_column(index, name, cache.encode(column, table[name].combine_chunks()))
+        table = table.set_column(index, name, cache.encode(name, table[name].combine_chunks()))
     return table
 
 
 def split(
-    table: pa.Table, group_by: Sequence[str], slotted: bool, cache: RollupCache | None
+    table: pa.Table,
+    group_by: Sequence[str],
+    slotted: bool,
+    cache: RollupCache | None,
+    fields: Sequence[str] = ID_FIELDS,
 ) -> dict[str, pa.Table]:
     """A raw or pending part's ``ID_MEASURES`` per group, slot and every one of ``ID_FIELDS``
-    (``''``: none) as the part's sums of each id field: its rows with such an id, summed per
-    group, slot and id, laid out by ``sums_schema`` as an id part (``coded`` with a cache)."""
+    (``''``: none) as the part's sums of each id field of ``fields`` (none of ``group_by``):
+    its rows with such an id, summed per group, slot and id, laid out by ``sums_schema`` as an
+    id part (``coded`` with a cache)."""
     slot = ["slot"] if slotted else []
     out = {}
-    for field in ID_FIELDS:
+    for field in fields:
         keys = [*group_by, field]
         schema = sums_schema(keys, slotted, ID_MEASURES)
         rows = table.filter(pc.not_equal(table[field], ""))
         part = sum_by(rows, [*keys, *slot], ID_MEASURES).select(schema.names).cast(schema)
-        out[field] = part if cache is None else coded(part, keys, field, cache)
+        out[field] = part if cache is None else coded(part, keys, cache)
     return out
 
 

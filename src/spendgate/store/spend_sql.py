@@ -57,8 +57,10 @@ class Ask:
     """What each part's query groups by, filters on and returns. ``ids``: some of
     ``ID_FIELDS``: the part's requests and spend per group and id (of the id rollups: of one
     field; of the raw edges and pending rows, ``split``: of each, ``''`` for none; the rows
-    with any), not its measures. ``through``: one of ``ID_FIELDS``, whose rows of an id
-    rollup are summed (those with an id), whether the question names it or not. ``among``:
+    with any), not its measures. ``through``: of a question, the ``ID_FIELDS`` it names
+    (grouped by, or filtered to no id), whose rollup parts are read through the id rollups'
+    sheets (``store.spend._reads``). ``sheet``: of a part read from an id rollup, the sheet
+    (``ID_SHEETS``: the rows that carry these ids); ``()``: from another rollup. ``among``:
     a field and the values (``''``: missing) whose rows are kept. ``narrow``: only the requests
     and spend (``ID_MEASURES``): what ranks groups by cost or requests."""
 
@@ -68,7 +70,8 @@ class Ask:
     distinct: bool
     latency: bool
     ids: tuple[str, ...] = ()
-    through: str | None = None  # of an id rollup: the id field whose rows it reads
+    through: tuple[str, ...] = ()
+    sheet: tuple[str, ...] = ()
     among: tuple[str, tuple[str, ...]] | None = None
     narrow: bool = False
 
@@ -81,7 +84,7 @@ class Ask:
     @property
     def keys(self) -> tuple[str, ...]:
         """The fields a part's sums are keyed by (with the grain's slot)."""
-        return (*self.group_by, *self.ids)
+        return (*self.group_by, *(field for field in self.ids if field not in self.group_by))
 
     @property
     def grouping(self) -> list[str]:
@@ -168,13 +171,12 @@ def layout(table: str, ask: Ask) -> tuple[str | None, dict[str, str]]:
     or id rollup; ``None``: every row) and the column holding each field. A facet or pair
     rollup keeps a field's values in ``value`` (``value_2``) of the rows whose ``dimension``
     names it; with no field named, the rows of ``source`` (every event has exactly one value
-    of each dimension)."""
+    of each dimension). An id rollup's sheet is ``ask.sheet``."""
     fields = ask.named
     spec = SPECS.get(table)
     if spec is not None and spec.ids:
-        (field,) = ask.ids or (ask.through,)
-        assert field is not None
-        return field, {**{name: name for name in fields}, field: "value"}
+        assert ask.sheet, "an id rollup is read by its sheet"
+        return ",".join(ask.sheet), {name: name for name in (*fields, *ask.keys)}
     if spec is None or not (spec.facets or spec.pairs):
         return None, {name: name for name in (*fields, *ask.keys)}
     if len(fields) == 2:
