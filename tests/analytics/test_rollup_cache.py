@@ -4,7 +4,9 @@ replica, a process) has changed since it was loaded."""
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import random
 import re
 import subprocess
@@ -594,8 +596,16 @@ def test_warming_then_rehearses_a_question_of_each_kind(
         check(reader, made, sessions)  # the rehearsal's own question: its sums were kept
         assert cache.stats.reused > reused
         reused = cache.stats.reused
-        top = SpendQuery.of(now - timedelta(days=4), now, group_by="workflow_id", limit=100)
+        top = SpendQuery.of(
+            now - timedelta(days=4), now, group_by="workflow_id", sessions=True, limit=100
+        )
         check(reader, made, top)  # so were those of the top ids
+        assert cache.stats.reused > reused
+        reused = cache.stats.reused
+        hourly = SpendQuery.of(
+            now - timedelta(days=4), now, group_by="project", bucket="hour", sessions=True
+        )
+        check(reader, made, hourly)  # and of an hourly series
         assert cache.stats.reused > reused
 
         def failing() -> None:
@@ -690,6 +700,39 @@ def test_slots_read_together_are_each_slots_rows(
                 query = query.where(rollup.c.dimension == sheet)
             wanted = sorted(tuple(row) for row in connection.execute(query))
             assert sorted(zip(*alone.to_pydict().values(), strict=True)) == wanted, bucket
+
+
+_FAULTS = """
+import resource, spendgate, numpy
+out = []
+for _ in range(4):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = numpy.ones(3_000_000)  # 24 MB, as counting a month of ids makes
+    b = a * 2
+    del a, b
+    out.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(out)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+@pytest.mark.parametrize("tuned", [False, True])
+def test_mallocs_big_blocks_are_kept_for_the_next_question(tuned: bool) -> None:
+    """Importing spendgate has glibc's malloc keep freed blocks of up to 32 MB (numpy's
+    arrays) for the next question: the same arrays made again fault no page in. With malloc
+    tuned by the environment, it is left as tuned (here: the pages are faulted in each time)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if tuned:
+        env["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    ran = subprocess.run(
+        [sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True
+    )
+    first, *again = json.loads(ran.stdout)
+    assert first > 500  # the arrays' pages (a fault each, or per huge page)
+    if tuned:
+        assert min(again) > first / 2
+    else:
+        assert max(again) < first / 10
 
 
 @pytest.mark.parametrize(("given", "kept"), [(None, "-1"), ("250", "250")])

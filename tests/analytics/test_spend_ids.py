@@ -190,3 +190,124 @@ def test_no_rows() -> None:
 def test_any_rows_match_sets(rows: list[Row], grouping: list[str]) -> None:
     expected = by_sets(rows, grouping) or ({} if grouping else {(): (0, 0, 0)})
     assert counted(rows, grouping) == expected
+
+
+# Signed rows, as ``count`` adds up parts (a subtracted part's requests and spend negated):
+# a, b, day, id, requests, cost_micro, cost_pico.
+Signed = tuple[int, int, int, int, int, int, int]
+
+
+def signed_table(rows: Sequence[Signed]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    a, b, day, ids, requests, micro, pico = columns
+    return pa.table(
+        {
+            "a": pa.array(a, pa.int32()),
+            "b": pa.array(b, pa.int32()),
+            "session_id": pa.array(ids, pa.int32()),
+            "slot": pa.array([DAY0 + timedelta(days=d) for d in day], pa.timestamp("us", "UTC")),
+            "requests": pa.array(requests, pa.int64()),
+            "cost_micro": pa.array(micro, pa.int64()),
+            "cost_pico": pa.array(pico, pa.int64()),
+        }
+    )
+
+
+def by_net_sums(
+    rows: Sequence[Signed], grouping: Sequence[str]
+) -> dict[tuple[object, ...], tuple[int, ...]]:
+    """Per group: the ids whose requests add up to other than 0 there, and their spend."""
+    net: defaultdict[tuple[object, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for a, b, day, id_, requests, micro, pico in rows:
+        values = {"a": a, "b": b, "slot": DAY0 + timedelta(days=day)}
+        sums = net[(*(values[name] for name in grouping), id_)]
+        for index, value in enumerate((requests, micro, pico)):
+            sums[index] += value
+    out: defaultdict[tuple[object, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (*key, _), (requests, micro, pico) in net.items():
+        if requests:
+            found = out[tuple(key)]
+            found[0] += 1
+            found[1] += micro
+            found[2] += pico
+    return {key: tuple(sums) for key, sums in out.items()}
+
+
+def net_counted(
+    rows: Sequence[Signed], grouping: Sequence[str]
+) -> dict[tuple[object, ...], tuple[int, ...]]:
+    out = spend_ids._net_counts(signed_table(rows), grouping, "session_id")
+    assert out.column_names == [*grouping, "ids", "cost_micro", "cost_pico"]
+    found = {}
+    for row in out.to_pylist():
+        key = tuple(row[name] for name in grouping)
+        assert key not in found, f"group {key} twice"
+        if row["ids"] or row["cost_micro"] or row["cost_pico"]:  # a group of none is no group
+            found[key] = (row["ids"], row["cost_micro"], row["cost_pico"])
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.sampled_from([0, 1, 2**31 - 2]),
+            st.integers(0, 3),
+            st.integers(0, 40),
+            st.integers(-3, 3),
+            st.integers(-(10**9), 10**9),
+            st.integers(-(10**6), 10**6),
+        ),
+        max_size=300,
+    ),
+    grouping=st.sampled_from(
+        [[], ["a"], ["b"], ["a", "b"], ["a", "slot"], ["b", "slot"], ["slot"]]
+    ),
+)
+def test_signed_parts_are_counted_by_their_net_requests(
+    rows: list[Signed], grouping: list[str]
+) -> None:
+    assert net_counted(rows, grouping) == by_net_sums(rows, grouping)
+
+
+def test_a_part_taken_away_is_counted_by_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session's rows, less its rows with a workflow (the sessions with none): ids in one
+    or two groups each cancel exactly or not; every pair is counted by the passes."""
+    hashed: list[int] = []
+    real = spend_ids._counts
+
+    def spy(table: pa.Table, grouping: Sequence[str]) -> pa.Table:
+        hashed.append(table.num_rows)
+        return real(table, grouping)
+
+    monkeypatch.setattr(spend_ids, "_counts", spy)
+    rng = random.Random(8)
+    rows: list[Signed] = []
+    for id_ in range(5000):
+        for key in rng.sample(range(8), rng.randint(1, 2)):
+            day = rng.randrange(4)
+            calls = rng.randint(1, 5)
+            micro = rng.randrange(10**6)
+            rows.append((key, key % 3, day, id_, calls, micro, 7))
+            if rng.random() < 0.6:  # some or all of those calls had a workflow
+                with_one = rng.randint(1, calls)
+                rows.append((key, key % 3, day, id_, -with_one, -micro // 2, -7))
+    assert net_counted(rows, ["a"]) == by_net_sums(rows, ["a"])
+    assert net_counted(rows, ["a", "slot"]) == by_net_sums(rows, ["a", "slot"])
+    assert not hashed
+
+
+def test_sums_past_doubles_are_added_as_integers() -> None:
+    """Money beyond 2**53 per id (no double holds it exactly) is summed with integer adds."""
+    big = 2**61 + 1
+    rows: list[Signed] = [
+        (0, 0, 0, 1, 2, big, 3),
+        (0, 0, 0, 1, -1, -(2**60), -1),
+        (0, 0, 0, 2, 1, big, 5),
+        (1, 0, 0, 2, 1, 7, 1),
+        (0, 0, 0, 3, 1, 9, 9),
+        (0, 0, 0, 3, -1, -9, -9),  # cancels: not counted
+    ]
+    assert net_counted(rows, ["a"]) == {(0,): (2, 2 * big - 2**60, 7), (1,): (1, 7, 1)}
+    assert net_counted(rows, ["a"]) == by_net_sums(rows, ["a"])

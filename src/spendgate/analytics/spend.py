@@ -66,8 +66,9 @@ _REHEARSED: tuple[dict[str, Any], ...] = (
     {"group_by": "project", "bucket": "hour"},
     {"group_by": "project,region", "bucket": "hour"},
     {"group_by": "project", "sessions": True},
+    {"group_by": "project", "bucket": "hour", "sessions": True},
     {"group_by": "session_id", "limit": 100},
-    {"group_by": "workflow_id", "limit": 100},
+    {"group_by": "workflow_id", "sessions": True, "limit": 100},
 )
 
 

@@ -203,9 +203,11 @@ def _summed(
     slotted = ask.grain is not None
     big = "hour" if ask.grain == "hour" else "day"  # an id ask's biggest part: counted as rows
     sums: dict[Ask, list[pa.Table]] = defaultdict(list)
-    # Cached parts, summed meanwhile; an id ask's biggest part: its rows, counted meanwhile.
+    # Cached parts, summed meanwhile; an id ask's biggest part: its rows, their ids counted
+    # meanwhile, unless the question names an id (the sheet of both ids then takes most of
+    # them away again: every part is counted together, ``spend_ids.count``).
     summing: list[tuple[Future[pa.Table], Read]] = []
-    bigs: dict[Ask, tuple[Future[pa.Table], Read, Future[pa.Table]]] = {}
+    bigs: dict[Ask, tuple[Future[pa.Table], Read, Future[pa.Table] | None]] = {}
     in_sql: list[Read] = []
     raw: dict[Part, None] = {}  # the id asks' raw and pending parts: one query for both
     # The cached parts first, biggest work (the id rollups') first: the helper threads sum
@@ -218,7 +220,8 @@ def _summed(
             future = _cached(connection, cache, part, one, rows=rows)
             if future is not None:
                 if rows:
-                    bigs[read.of] = (future, read, _distinct(cache, future, read))
+                    counts = None if ask.through else _distinct(cache, future, read)
+                    bigs[read.of] = (future, read, counts)
                 else:
                     summing.append((future, read))
                 continue
@@ -228,8 +231,8 @@ def _summed(
             in_sql.append(read)
     for read in in_sql:
         table = _read(connection, read.part, read.ask, cache)
-        if read.ask.ids and cache is not None:
-            table = coded(table, read.ask.keys, cache)
+        if cache is not None:
+            table = coded(table, _coded(read.ask), cache)
         sums[read.of] += _cells(table, read, cache)
     by_id = replace(asks[0], ids=ID_FIELDS)
     for part in raw:
@@ -249,9 +252,9 @@ def _summed(
             found_rows = _renamed(future.result(), read.part, read.ask)
             counting = (_as_of(found_rows, one, cache), counted_rows)
         counted = count(sums.pop(one, []), ask.group_by, slotted, one.ids[0], cache, big=counting)
-        tables.append(_padded(counted, ask))
-    tables += [_padded(table, ask) for part_sums in sums.values() for table in part_sums]
-    return _own_ids(_added(tables, ask), ask)
+        tables.append(counted)
+    tables += [table for part_sums in sums.values() for table in part_sums]
+    return _own_ids(_added(tables, ask, cache), ask)
 
 
 def _through(fields: set[str], filters: Mapping[str, str]) -> tuple[str, ...] | None:
@@ -353,10 +356,19 @@ def _cells(table: pa.Table, read: Read, cache: RollupCache | None) -> list[pa.Ta
     return out
 
 
+def _coded(ask: Ask) -> tuple[str, ...]:
+    """The keys of ``ask``'s parts kept as the rollup cache's codes until they are added up
+    (with a cache): every key of an id ask, the id fields of another (their columns are named
+    as the fields wherever they are read: the id rollups' sheets and the SQL parts, so one
+    dictionary codes each; a month of ids is added up far faster as integers than as
+    strings). The other keys are values (a facet rollup keeps a field in ``value``)."""
+    return ask.keys if ask.ids else tuple(name for name in ask.keys if name in ID_FIELDS)
+
+
 def _as_of(table: pa.Table, of: Ask, cache: RollupCache | None) -> pa.Table:
     """A read's sums (keys, slot, measures) laid out by ``of``'s keys: a key it lacks (an id of
-    a sheet that does not carry it, or summed over) is ``''``, no id (in an id ask's parts,
-    which are the cache's codes, the code of ``''``)."""
+    a sheet that does not carry it, or summed over) is ``''``, no id (for a key kept as the
+    cache's codes, ``_coded``, the code of ``''``)."""
     if len(of.keys) == sum(name in table.column_names for name in of.keys):
         return table
     rows = table.num_rows
@@ -364,7 +376,7 @@ def _as_of(table: pa.Table, of: Ask, cache: RollupCache | None) -> pa.Table:
     for name in of.keys:
         if name in table.column_names:
             columns.append(table[name])
-        elif of.ids and cache is not None:
+        elif cache is not None and name in _coded(of):
             columns.append(pa.repeat(cache.encode(name, pa.array([""]))[0], rows))
         else:
             columns.append(pa.repeat(pa.scalar("", pa.string()), rows))
@@ -395,33 +407,38 @@ def _own_ids(sums: pa.Table, ask: Ask) -> pa.Table:
     return sums
 
 
-def _padded(table: pa.Table, ask: Ask) -> pa.Table:
-    """``table``'s columns laid out as ``ask``'s sums, zeros for the measures it lacks and
-    ``''`` (no id) for a field it is not grouped by (``_reads``)."""
-    schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
-    zeros = pa.repeat(pa.scalar(0, pa.int64()), table.num_rows)
-    blanks = pa.repeat(pa.scalar("", pa.string()), table.num_rows)
-    columns = [
-        table[f.name] if f.name in table.column_names else zeros if f.type == pa.int64() else blanks
-        for f in schema
-    ]
-    return pa.Table.from_arrays(
-        [c.cast(f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
-    )
-
-
-def _added(tables: list[pa.Table], ask: Ask) -> pa.Table:
-    """The parts' sums added up per group and slot (a missing value, ``''`` in every part,
-    as a null key), groups without requests dropped."""
+def _added(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.Table:
+    """The parts' sums added up per group and slot, laid out by ``sums_schema`` (a missing
+    value, ``''`` in every part, as a null key; the keys kept as the cache's codes,
+    ``_coded``, decoded), groups without requests dropped. A part lacking a measure has
+    zeros."""
     keys = ask.grouping
+    coded_ids = set(_coded(ask)) if cache is not None else set()
     schema = sums_schema(ask.group_by, ask.grain is not None, ask.measures)
-    whole = pa.concat_tables(tables) if tables else schema.empty_table()
+    for index, name in enumerate(ask.group_by):
+        if name in coded_ids:
+            schema = schema.set(index, pa.field(name, pa.int32()))
+    whole = (
+        pa.concat_tables([_padded(t, schema) for t in tables]) if tables else schema.empty_table()
+    )
     whole = pa.Table.from_arrays(sum_by(whole, keys, ask.measures).columns, schema=schema)
     whole = whole.filter(pc.not_equal(whole["requests"], 0))
     for index, field in enumerate(ask.group_by):
         column = whole[field]
-        whole = whole.set_column(index, field, pc.if_else(pc.equal(column, ""), None, column))
+        if field in coded_ids and cache is not None:
+            column = cache.decode(field, column)
+        column = pc.if_else(pc.equal(column, ""), None, column)
+        whole = whole.set_column(index, pa.field(field, pa.string()), column)
     return whole
+
+
+def _padded(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table``'s columns laid out by ``schema``, zeros for the measures it lacks."""
+    zeros = pa.repeat(pa.scalar(0, pa.int64()), table.num_rows)
+    columns = [table[f.name] if f.name in table.column_names else zeros for f in schema]
+    return pa.Table.from_arrays(
+        [c.cast(f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
 
 
 def _cached(
@@ -441,7 +458,7 @@ def _cached(
         filters=[(columns[name], value) for name, value in ask.filters],
         grain=ask.grain,
         measures=ask.measures,
-        coded=columns.values() if ask.ids else (),  # decoded once counted
+        coded=[columns[name] for name in _coded(ask)],  # decoded once added up
         rows=rows,
         among=None if ask.among is None else (columns[ask.among[0]], ask.among[1]),
     )

@@ -56,10 +56,11 @@ def id_measures(field: str) -> tuple[str, str, str]:
     return f"{stem}s", f"{stem}_cost_micro", f"{stem}_cost_pico"
 
 
-def coded(table: pa.Table, keys: Sequence[str], cache: RollupCache) -> pa.Table:
-    """An id part's ``keys`` columns (its first ones) as the codes of ``cache``'s dictionaries
-    (the id rollups' columns, each named as its field), as the cache's id parts give them."""
-    for index, name in enumerate(keys):
+def coded(table: pa.Table, names: Sequence[str], cache: RollupCache) -> pa.Table:
+    """A part's columns ``names`` as the codes of ``cache``'s dictionaries (the id rollups'
+    columns, each named as its field), as the cache's id parts give them."""
+    for name in names:
+        index = table.schema.get_field_index(name)
         table = table.set_column(index, name, cache.encode(name, table[name].combine_chunks()))
     return table
 
@@ -93,38 +94,115 @@ def count(
     field: str,
     cache: RollupCache | None,
     *,
-    big: tuple[pa.Table, Future[pa.Table]] | None = None,
+    big: tuple[pa.Table, Future[pa.Table] | None] | None = None,
 ) -> pa.Table:
     """The ids of ``field`` with requests, per group and slot: how many, and their spend
-    (named by ``id_measures``), keys as values. ``parts``: each part's requests and spend per
-    group, slot and id (one row per key; with a ``cache``, keys as its codes). ``big``: the
-    biggest part's rows, not summed by id (a cached day part: an id has a row per day), and
-    their ``distinct`` counts (being taken in a helper thread, kept by the cache); without
-    it, the biggest of ``parts`` is counted here (see the module docstring)."""
+    (named by ``id_measures``), keys as values (ids as the cache's codes: ``store.spend``
+    decodes them). ``parts``: each part's requests and spend per group, slot and id (with a
+    ``cache``, keys as its codes). ``big``: the biggest part's rows, not summed by id (a
+    cached day part: an id has a row per day), and their ``distinct`` counts (being taken in
+    a helper thread, kept by the cache), then only the ids other parts have are counted
+    again (see the module docstring); without the counts (the other parts have most ids),
+    or without ``big``, every part's rows are counted together (``_net_counts``)."""
     grouping = [*group_by, *(["slot"] if slotted else [])]
     names = [*grouping, *id_measures(field)]
-    others = list(parts)
-    if big is not None:
-        rows, whole = big[0], big[1].result()
-    elif others:
-        rows = others.pop(max(range(len(others)), key=lambda index: others[index].num_rows))
-        whole = _counts(rows, grouping)
-    else:
+    if big is None or big[1] is None:
         empty = sums_schema([*group_by, field], slotted, ID_MEASURES).empty_table()
-        return _counts(empty, grouping).rename_columns(names)
-    pieces = [whole]
-    keys = [*grouping, field]
-    rest = sum_by(pa.concat_tables(others), keys, ID_MEASURES) if others else None
-    if rest is not None and rest.num_rows:
-        shared = rows.filter(pc.is_in(rows[field], value_set=pc.unique(rest[field])))
-        shared = sum_by(shared.select(rest.column_names), keys, ID_MEASURES)
-        both = sum_by(pa.concat_tables([shared, rest]), keys, ID_MEASURES)
-        pieces += [negated(_counts(shared, grouping), _COUNTED), _counts(both, grouping)]
-    counted = sum_by(pa.concat_tables(pieces), grouping, _COUNTED) if len(pieces) > 1 else whole
-    if cache is not None:
+        tables = [*([] if big is None else [big[0].select(empty.column_names)]), *parts]
+        whole = pa.concat_tables(tables, promote_options="permissive") if tables else empty
+        counted = _net_counts(whole, grouping, field)
+    else:
+        rows, counted = big[0], big[1].result()
+        rest = pa.concat_tables(parts) if parts else None
+        if rest is not None and rest.num_rows:
+            shared = rows.filter(_among(rows[field], rest[field]))
+            shared = shared.select(rest.column_names).cast(rest.schema)
+            both = pa.concat_tables([shared, rest])
+            pieces = [negated(_net_counts(shared, grouping, field), _COUNTED)]
+            pieces += [counted, _net_counts(both, grouping, field)]
+            counted = sum_by(pa.concat_tables(pieces), grouping, _COUNTED)
+    if cache is not None:  # ids stay codes until every part is added up (``store.spend``)
         for index, name in enumerate(group_by):
-            counted = counted.set_column(index, name, cache.decode(name, counted[name]))
+            if name not in ID_FIELDS:
+                counted = counted.set_column(index, name, cache.decode(name, counted[name]))
     return counted.rename_columns(names)
+
+
+def _among(ids: pa.ChunkedArray, others: pa.ChunkedArray) -> pa.Array:
+    """Which of ``ids`` are among ``others`` (a mask): array writes at the cache's codes, or
+    Arrow's hash lookup."""
+    numbers, wanted = _codes(ids), _codes(others)
+    if numbers is None or wanted is None or not len(numbers) or not len(wanted):
+        return pc.is_in(ids, value_set=pc.unique(others))
+    seen = np.zeros(max(int(numbers.max()), int(wanted.max())) + 1, np.bool_)
+    seen[wanted] = True
+    return pa.array(seen[numbers])
+
+
+def _exact(values: _Ints) -> bool:
+    """Whether any sum of some of ``values`` (int64) is exact in a float64: below 2**53 (the
+    largest value times their number; a month's money per id is far below)."""
+    return not len(values) or int(np.abs(values).max()) * len(values) < 1 << 53
+
+
+def _summed_at(at: _Ints, values: _Ints, size: int, *, exact: bool) -> _Ints:
+    """``values`` (int64) summed at their places ``at`` in an array of ``size``: by
+    ``bincount``'s float64 sums when they are ``exact``, else by integer adds."""
+    if exact:
+        return np.bincount(at, weights=values, minlength=size).astype(np.int64)
+    total = np.zeros(size, np.int64)
+    np.add.at(total, at, values)
+    return total
+
+
+def _net_counts(table: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
+    """``_counts`` of ``table``'s requests and spend summed per ``grouping`` key and id (its
+    parts, each signed: an id whose requests add up to 0 in a group is not counted there).
+    With the cache's integer codes, mostly without hashing, in passes as ``distinct``'s: each
+    pass sums every id's rows of one of its keys (whichever write at the id's place in an
+    array landed last) by array adds at the id, counts those that are not 0 for that key, and
+    sets the rows aside; passes repeat while they set aside ``_PASS_GAIN`` of the rows left.
+    The rows left are summed and counted by Arrow's hash group-by."""
+    numbers = _codes(table[field]) if table.num_rows else None
+    width = 0 if numbers is None else int(numbers.max()) + 1
+    packed = None
+    if numbers is not None and width <= 16 * len(numbers) + _SPARSE:
+        packed = _Packed.of(table, grouping)
+    if numbers is None or packed is None:
+        return _counts(sum_by(table, [*grouping, field], ID_MEASURES), grouping)
+    ids, keys = numbers, packed.keys
+    requests, *money = (table[name].combine_chunks().to_numpy() for name in ID_MEASURES)
+    exact = all(_exact(values) for values in (requests, *money))
+    totals = [np.zeros(packed.size, np.int64) for _ in ID_MEASURES]  # ids, micro, pico
+    picked = np.empty(width, keys.dtype)
+    left = np.arange(len(ids))  # the rows not counted yet (their indexes in ``table``)
+    while len(ids):
+        picked.fill(-1)
+        picked[ids] = keys
+        match = picked[ids] == keys
+        chosen = ids[match]
+        net = _summed_at(chosen, requests[match], width, exact=exact)  # per id, in its key
+        counted = np.flatnonzero(net)
+        totals[0] += np.bincount(picked[counted], minlength=packed.size)
+        # The spend of the ids counted: their rows' (the rows chosen whose id's net is not 0).
+        rows = np.flatnonzero(match)[net[chosen] != 0]
+        for index, values in enumerate(money, start=1):
+            totals[index] += _summed_at(keys[rows], values[rows], packed.size, exact=exact)
+        before, other = len(ids), ~match
+        ids, keys, left = ids[other], keys[other], left[other]
+        requests, money = requests[other], [values[other] for values in money]
+        if before - len(ids) < _PASS_GAIN * before:
+            break
+    present = np.flatnonzero(totals[0])
+    out = pa.table(
+        [*packed.columns(present), *(total[present] for total in totals)],
+        names=[*grouping, *_COUNTED],
+    )
+    if not len(ids):
+        return out
+    rest = _counts(sum_by(table.take(left), [*grouping, field], ID_MEASURES), grouping)
+    rest = rest.select(out.column_names).cast(out.schema)
+    return sum_by(pa.concat_tables([out, rest]), grouping, _COUNTED)
 
 
 def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
