@@ -511,8 +511,8 @@ def _read(connection: Connection, part: Part, ask: Ask, cache: RollupCache | Non
     """``part``'s sums (``_run``). A raw edge within one hour is kept by ``cache`` for a
     repeated question, under its hour's token, while no pending row is of that hour: an event
     added to the hour stays pending until the fold that gives the hour a new token. The
-    cache's worker also reads the edge summed by every rollup field (``_by_every_field``),
-    from which any later question over it is summed in Arrow, without SQL."""
+    cache's worker also reads the edge summed by every field (``_by_every_field``), from
+    which any later question over it is summed in Arrow, without SQL."""
     if cache is None or part.source != "events" or part.end > floor_time(part.start, _HOUR) + _HOUR:
         return _run(connection, part, ask)
     token, pending = _edge_state(connection, part)
@@ -541,30 +541,38 @@ def _edge_state(connection: Connection, part: Part) -> tuple[str | None, bool]:
 
 
 def _edge_rows(engine: Engine, part: Part, every: Ask, token: str | None) -> pa.Table | None:
-    """A raw edge summed by every rollup field (``every``), read in a snapshot of its own
+    """A raw edge summed by every field (``every``), read in a snapshot of its own
     where its hour still has ``token`` and nothing pending; else ``None``."""
     with snapshot(engine) as connection:
         now, pending = _edge_state(connection, part)
         return None if pending or now != token else _run(connection, part, every)
 
 
+# What a raw edge is kept summed by (``_by_every_field``): every field a question may name.
+_EVERY = Ask(DIMENSIONS, (), None, distinct=False, latency=True)
+
+
 def _by_every_field(ask: Ask) -> Ask | None:
-    """``ask`` grouped by every rollup field, not filtered, with no grain and with the
-    latency sums: a raw edge's sums from which any question naming only rollup fields, with
-    or without latency, is summed in Arrow (``_regrouped``), so a new question over the same
-    edge runs no SQL. ``None`` for a question that names an id field or counts distinct ids
-    (not additive)."""
-    if ask.distinct or not ask.named <= set(ROLLUP_DIMENSIONS):
-        return None
-    return replace(ask, group_by=ROLLUP_DIMENSIONS, filters=(), grain=None, latency=True)
+    """The sums of a raw edge by every field, ids included, not filtered, with no grain and
+    every measure, from which any question over it, with or without latency, is summed in
+    Arrow (``_regrouped``), so a new question over the same edge runs no SQL. ``None`` for a
+    question that counts distinct ids in SQL (not additive)."""
+    return None if ask.distinct else _EVERY
 
 
 def _regrouped(rows: pa.Table, part: Part, ask: Ask) -> pa.Table:
     """``_by_every_field``'s sums of a raw edge as ``ask``'s: its filters applied (``''``
-    matches a missing value, kept as ``''``), summed by its keys, in the grain's slot that
-    holds the edge (an edge lies within one hour: in one slot of every grain)."""
+    matches a missing value, kept as ``''``), its ``among`` and its ids' rows (those with
+    any), summed by its keys, in the grain's slot that holds the edge (an edge lies within
+    one hour: in one slot of every grain)."""
     for name, value in ask.filters:
         rows = rows.filter(pc.equal(rows[name], value))
+    if ask.among is not None:
+        field, values = ask.among
+        rows = rows.filter(pc.is_in(rows[field], value_set=pa.array(values, pa.string())))
+    if ask.ids:
+        with_id = [pc.not_equal(rows[field], "") for field in ask.ids]
+        rows = rows.filter(with_id[0] if len(with_id) == 1 else pc.or_(*with_id))
     sums = sum_by(rows, ask.keys, ask.measures)
     if ask.grain is not None:
         slot = pa.scalar(bucket_start(part.start, ask.grain), pa.timestamp("us", tz="UTC"))

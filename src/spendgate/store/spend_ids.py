@@ -2,21 +2,23 @@
 per group and slot, how many sessions (workflows) had requests, and their spend.
 
 Every part of the range gives its requests and spend per group, slot and id: the id rollups'
-parts one id field at a time, the raw edges and pending rows one query for both fields
-(``split`` makes them one table per field). The parts are added up per id and the ids left
-with requests are counted (``count``): a subtracted edge cancels exactly what it removes.
+parts (their sheets, signed: ``store.spend._sheet_reads``), the raw edges and pending rows one
+query for both fields (``split`` makes them one table per field). The parts are added up per
+group and id, and the ids left with requests are counted (``count``): a subtracted part
+cancels exactly what it removes. With the cache's codes, that is done mostly without hashing
+(``_net_counts``: in passes, each id's rows of one group summed by array adds at the id).
 
-The biggest part (a month of days: a million rows and more) is not regrouped. Its own counts
-per group are taken once: from the rollup cache, straight from its day slots' rows (``distinct``:
-an id has a row per day and combination of fields; in a helper thread, mostly by array writes
-at each id's code rather than hashing each group and id, instead of summing each id's days
-first and counting those), kept with them (``RollupCache.derive``); else from the biggest
-part's sums. Only its rows whose id another part also has are taken
-back out, summed and counted again with the others'. So a repeated question counts again
-only the ids the edges touch.
+The biggest part (a month of days: a million rows and more) of a question that names no id is
+not regrouped. Its own counts per group are taken once: from the rollup cache, straight from
+its day slots' rows (``distinct``: an id has a row per day and combination of fields; in a
+helper thread, mostly by array writes at each id's code rather than hashing each group and
+id), kept with them (``RollupCache.derive``). Only its rows whose id another part also has
+are taken back out and counted again with the others'. So a repeated question counts again
+only the ids the edges touch. (When the question names the other id, the sheet of both ids
+takes most ids back out: every part is counted together.)
 
-With a cache, key columns are its ``int32`` codes (counting groups by integers, not strings)
-and are decoded once counted.
+With a cache, key columns are its ``int32`` codes (counting groups by integers, not strings);
+the group's fields are decoded once counted, its ids once every part is added up.
 """
 
 from __future__ import annotations
