@@ -59,13 +59,21 @@ def by_sets(
 def counted(
     rows: Sequence[Row], grouping: Sequence[str]
 ) -> dict[tuple[object, ...], tuple[int, ...]]:
-    out = spend_ids.distinct(table(rows), grouping, "session_id")
+    return by_group(spend_ids.distinct(table(rows), grouping, "session_id"), grouping)
+
+
+def by_group(
+    out: pa.Table, grouping: Sequence[str], *, empty: bool = True
+) -> dict[tuple[object, ...], tuple[int, ...]]:
+    """A count's rows by group (each once; ``empty=False``: a group of no ids and no spend
+    is no group)."""
     assert out.column_names == [*grouping, "ids", "cost_micro", "cost_pico"]
     found = {}
     for row in out.to_pylist():
         key = tuple(row[name] for name in grouping)
         assert key not in found, f"group {key} twice"
-        found[key] = (row["ids"], row["cost_micro"], row["cost_pico"])
+        if empty or row["ids"] or row["cost_micro"] or row["cost_pico"]:
+            found[key] = (row["ids"], row["cost_micro"], row["cost_pico"])
     return found
 
 
@@ -237,14 +245,7 @@ def net_counted(
     rows: Sequence[Signed], grouping: Sequence[str]
 ) -> dict[tuple[object, ...], tuple[int, ...]]:
     out = spend_ids._net_counts(signed_table(rows), grouping, "session_id")
-    assert out.column_names == [*grouping, "ids", "cost_micro", "cost_pico"]
-    found = {}
-    for row in out.to_pylist():
-        key = tuple(row[name] for name in grouping)
-        assert key not in found, f"group {key} twice"
-        if row["ids"] or row["cost_micro"] or row["cost_pico"]:  # a group of none is no group
-            found[key] = (row["ids"], row["cost_micro"], row["cost_pico"])
-    return found
+    return by_group(out, grouping, empty=False)
 
 
 @settings(max_examples=150, deadline=None)

@@ -100,8 +100,13 @@ def upgrade() -> None:
             sa.text("INSERT INTO spend_sealed (name, until) VALUES ('spend_ids_daily', :until)"),
             {"until": until},
         )
+    _marked(TABLES)
+
+
+def _marked(tables: tuple[str, ...]) -> None:
+    """Every slot of ``tables`` gets one new token in ``spend_marks`` (the cache reloads it)."""
     token = uuid.uuid4().hex
-    for table in TABLES:
+    for table in tables:
         op.execute(
             sa.text(
                 "INSERT INTO spend_marks (name, bucket, token) "

@@ -17,19 +17,19 @@ slot of both gets a new token in ``spend_marks``.
 from __future__ import annotations
 
 import logging
-import uuid
 
 import sqlalchemy as sa
 from alembic import op
 
 # 0006's frozen names (a revision never changes): the dimensions, id fields, tables, the key
-# columns and their GROUP BY ordinals, and the truncation SQL.
+# columns and their GROUP BY ordinals, the truncation SQL and the marking of every slot.
 from spendgate.store.migrations.versions.v0006_id_rollups import (
     DIMENSIONS,
     GROUPS,
     IDS,
     KEYS,
     TABLES,
+    _marked,
     _truncated,
 )
 
@@ -118,16 +118,9 @@ def upgrade() -> None:
             ),
             {"until": until},
         )
-    token = uuid.uuid4().hex
     for table in TABLES:
         op.execute(f"DELETE FROM spend_marks WHERE name = '{table}'")
-        op.execute(
-            sa.text(
-                "INSERT INTO spend_marks (name, bucket, token) "
-                f"SELECT CAST('{table}' AS TEXT), bucket, CAST(:token AS TEXT) FROM {table} "
-                "GROUP BY bucket"
-            ).bindparams(token=token)
-        )
+    _marked(TABLES)
 
 
 def downgrade() -> None:

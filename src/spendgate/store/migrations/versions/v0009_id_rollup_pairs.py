@@ -28,11 +28,13 @@ import sqlalchemy as sa
 from alembic import op
 
 # Frozen names of 0006 and 0008 (a revision never changes): the dimensions, id fields,
-# tables, the truncation SQL, every measure and its sums over ``events``.
+# tables, the truncation SQL, the marking of every slot, every measure and its sums over
+# ``events``.
 from spendgate.store.migrations.versions.v0006_id_rollups import (
     DIMENSIONS,
     IDS,
     TABLES,
+    _marked,
     _truncated,
 )
 from spendgate.store.migrations.versions.v0008_id_rollup_measures import MEASURES, _event_sums
@@ -125,15 +127,7 @@ def _seal_and_mark(connection: sa.Connection) -> None:
             ),
             {"until": until},
         )
-    token = uuid.uuid4().hex
-    for table in TABLES:
-        op.execute(
-            sa.text(
-                "INSERT INTO spend_marks (name, bucket, token) "
-                f"SELECT CAST('{table}' AS TEXT), bucket, CAST(:token AS TEXT) FROM {table} "
-                "GROUP BY bucket"
-            ).bindparams(token=token)
-        )
+    _marked(TABLES)
 
 
 def downgrade() -> None:
