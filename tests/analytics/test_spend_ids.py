@@ -312,3 +312,121 @@ def test_sums_past_doubles_are_added_as_integers() -> None:
     ]
     assert net_counted(rows, ["a"]) == {(0,): (2, 2 * big - 2**60, 7), (1,): (1, 7, 1)}
     assert net_counted(rows, ["a"]) == by_net_sums(rows, ["a"])
+
+
+# Parts of a question by an id or by both ids, added up at the ids' codes
+# (``spend_ids.summed_at_ids``): signed rows keyed by session and workflow codes (0: ``''``).
+Part = tuple[int, int, int, int, int]  # session, workflow, requests, cost_micro, cost_pico
+
+
+def part_table(rows: Sequence[Part]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+    return pa.table(
+        {
+            "session_id": pa.array(columns[0], pa.int32()),
+            "workflow_id": pa.array(columns[1], pa.int32()),
+            **{
+                name: pa.array(values, pa.int64())
+                for name, values in zip(
+                    ("requests", "cost_micro", "cost_pico"), columns[2:], strict=True
+                )
+            },
+        }
+    )
+
+
+def summed_at(rows: Sequence[Part], keys: Sequence[str]) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """``summed_at_ids``' sums by group (each group once), checked against Python's sums."""
+    out = spend_ids.summed_at_ids(part_table(rows), keys, ("requests", "cost_micro", "cost_pico"))
+    assert out is not None
+    assert out.column_names == [*keys, "requests", "cost_micro", "cost_pico"]
+    assert out.schema.field(keys[0]).type == pa.int32()
+    found: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for row in out.to_pylist():
+        key = tuple(row[name] for name in keys)
+        assert key not in found, f"group {key} twice"
+        found[key] = (row["requests"], row["cost_micro"], row["cost_pico"])
+    sums: defaultdict[tuple[int, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for session, workflow, *measures in rows:
+        key = (
+            (session, workflow)
+            if len(keys) == 2
+            else (session if keys[0] == "session_id" else workflow,)
+        )
+        if keys[0] == "workflow_id" and len(keys) == 2:
+            key = (workflow, session)
+        for index, value in enumerate(measures):
+            sums[key][index] += value
+    assert found == {key: tuple(value) for key, value in sums.items()}
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([0, 0, 1, 2, 3, 9, 40]),
+            st.sampled_from([0, 0, 1, 2, 5, 70]),
+            st.integers(-3, 3),
+            st.integers(-(10**9), 10**9),
+            st.integers(-(10**6), 10**6),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    keys=st.sampled_from(
+        [
+            ["session_id", "workflow_id"],
+            ["workflow_id", "session_id"],
+            ["session_id"],
+            ["workflow_id"],
+        ]
+    ),
+)
+def test_parts_added_up_at_the_ids_codes_match_python_sums(
+    rows: list[Part], keys: list[str]
+) -> None:
+    summed_at(rows, keys)
+
+
+def test_a_month_by_both_ids_is_added_up_in_passes_not_hashed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shape of a top 100 by both ids: sessions with and without a workflow, each
+    workflow in one session, the rows with both taken away from each id's sheet; every
+    group is summed by the passes (nothing hashed), and sums past 2**53 exactly."""
+    hashed: list[int] = []
+    real = spend_ids.sum_by
+
+    def spy(table: pa.Table, keys: Sequence[str], measures: Sequence[str]) -> pa.Table:
+        hashed.append(table.num_rows)
+        return real(table, keys, measures)
+
+    monkeypatch.setattr(spend_ids, "sum_by", spy)
+    rng = random.Random(3)
+    rows: list[Part] = []
+    for session in range(1, 3000):
+        requests, micro = rng.randint(1, 9), rng.randrange(10**9)
+        rows.append((session, 0, requests, micro, 1))  # the session sheet
+        if rng.random() < 0.5:
+            workflow = 5000 + session
+            both = rng.randint(1, requests)
+            rows.append((session, workflow, both, micro // 3, 1))  # the sheet of both
+            rows.append((session, 0, -both, -(micro // 3), -1))  # less it, by session
+            rows.append((0, workflow, both, micro // 3, 1))  # the workflow sheet
+            rows.append((0, workflow, -both, -(micro // 3), -1))  # less both, by workflow
+    rows.append((0, 0, 5, 2**61, 0))
+    rows.append((0, 0, 1, 2**61, 0))
+    found = summed_at(rng.sample(rows, len(rows)), ["session_id", "workflow_id"])
+    assert found[(0, 0)] == (6, 2**62, 0)
+    assert not hashed
+
+
+def test_not_codes_are_left_to_hashing() -> None:
+    table = part_table([(1, 2, 1, 1, 1)])
+    strings = table.set_column(0, "session_id", pa.array(["s"]))
+    assert spend_ids.summed_at_ids(strings, ["session_id", "workflow_id"], ["requests"]) is None
+    negative = table.set_column(0, "session_id", pa.array([-1], pa.int32()))
+    assert spend_ids.summed_at_ids(negative, ["session_id"], ["requests"]) is None
+    assert spend_ids.summed_at_ids(table, [], ["requests"]) is None
+    assert spend_ids.summed_at_ids(table.slice(0, 0), ["session_id"], ["requests"]) is None

@@ -26,6 +26,7 @@ from spendgate.analytics.measures import (
 )
 from spendgate.events import Event
 from spendgate.store import Store, open_store, slot_sums
+from spendgate.store import spend as store_spend
 from spendgate.store.engine import BEGIN_MODE
 from spendgate.store.rollup_cache import DEFAULT_BYTES
 from spendgate.store.rollups import PAIRS, RollupWriter, sealed_until
@@ -186,6 +187,15 @@ def test_slots_summed_one_by_one_match_sums_of_the_events(
     """The cache sums big slots one by one (a month of id rollup slots); every slot is
     summed so here, small as they are."""
     monkeypatch.setattr(slot_sums, "_BIG_SLOT_ROWS", 0)
+    check_windows(store, db_url, folded=True, cache_bytes=DEFAULT_BYTES)
+
+
+def test_parts_added_up_at_the_ids_codes_match_sums_of_the_events(
+    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month's parts of a question by an id or by both are added up at the ids' codes
+    (``spend_ids.summed_at_ids``); every such question's are here, few as their rows are."""
+    monkeypatch.setattr(store_spend, "_AT_IDS", 0)
     check_windows(store, db_url, folded=True, cache_bytes=DEFAULT_BYTES)
 
 

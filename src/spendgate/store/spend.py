@@ -55,7 +55,7 @@ from spendgate.store.rollup_slots import fetched
 from spendgate.store.rollups import choose, held_until, sealed_until
 from spendgate.store.schema import ID_FIELDS, ROLLUP_DIMENSIONS
 from spendgate.store.slot_sums import negated, sum_by, sums_schema
-from spendgate.store.spend_ids import coded, count, distinct, id_measures, split
+from spendgate.store.spend_ids import coded, count, distinct, id_measures, split, summed_at_ids
 from spendgate.store.spend_sql import Ask, hour_state, layout, part_query
 from spendgate.store.types import bucket_start, floor_time
 
@@ -407,6 +407,12 @@ def _own_ids(sums: pa.Table, ask: Ask) -> pa.Table:
     return sums
 
 
+# Parts of a question by ids (``_coded``) with this many rows are added up at the ids' codes
+# (``spend_ids.summed_at_ids``): 1.7 M rows of a month's top 100 by both ids in ~200 ms by
+# Arrow's hash group-by.
+_AT_IDS = 1 << 16
+
+
 def _added(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.Table:
     """The parts' sums added up per group and slot, laid out by ``sums_schema`` (a missing
     value, ``''`` in every part, as a null key; the keys kept as the cache's codes,
@@ -421,7 +427,12 @@ def _added(tables: list[pa.Table], ask: Ask, cache: RollupCache | None) -> pa.Ta
     whole = (
         pa.concat_tables([_padded(t, schema) for t in tables]) if tables else schema.empty_table()
     )
-    whole = pa.Table.from_arrays(sum_by(whole, keys, ask.measures).columns, schema=schema)
+    summed = None
+    if whole.num_rows >= _AT_IDS and ask.grain is None and set(keys) <= coded_ids:
+        summed = summed_at_ids(whole, keys, ask.measures)  # by an id or both: codes
+    if summed is None:
+        summed = sum_by(whole, keys, ask.measures)
+    whole = pa.Table.from_arrays(summed.columns, schema=schema)
     whole = whole.filter(pc.not_equal(whole["requests"], 0))
     for index, field in enumerate(ask.group_by):
         column = whole[field]

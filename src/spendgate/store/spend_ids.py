@@ -142,9 +142,10 @@ def _among(ids: pa.ChunkedArray, others: pa.ChunkedArray) -> pa.Array:
 
 
 def _exact(values: _Ints) -> bool:
-    """Whether any sum of some of ``values`` (int64) is exact in a float64: below 2**53 (the
-    largest value times their number; a month's money per id is far below)."""
-    return not len(values) or int(np.abs(values).max()) * len(values) < 1 << 53
+    """Whether any sum of some of ``values`` (int64) is exact in a float64: the sum of their
+    magnitudes is below 2**52 (every partial sum is then an integer a double holds, with a
+    margin for the rounding of that sum itself; a month's money is far below)."""
+    return float(np.abs(values.astype(np.float64)).sum()) < 1 << 52
 
 
 def _summed_at(at: _Ints, values: _Ints, size: int, *, exact: bool) -> _Ints:
@@ -205,6 +206,74 @@ def _net_counts(table: pa.Table, grouping: Sequence[str], field: str) -> pa.Tabl
     rest = _counts(sum_by(table.take(left), [*grouping, field], ID_MEASURES), grouping)
     rest = rest.select(out.column_names).cast(out.schema)
     return sum_by(pa.concat_tables([out, rest]), grouping, _COUNTED)
+
+
+def summed_at_ids(table: pa.Table, keys: Sequence[str], measures: Sequence[str]) -> pa.Table | None:
+    """``sum_by(table, keys, measures)`` (its rows in another order) for one or two ``keys``
+    that are the cache's codes (the parts of a question by an id or by both, signed), mostly
+    without hashing. In passes, as ``_net_counts`` counts: each pass sums, per code of the
+    first key, the rows with whichever second key's write at that code landed last, by array
+    adds at the code; a group is summed whole in one pass. Then the rows left, the keys'
+    roles swapped (the rows with no first id share its one code ``''``). The rest by Arrow's
+    hash group-by. ``None``: not such keys."""
+    codes = [_codes(table[key]) for key in keys] if table.num_rows else [None]
+    known = [c.astype(np.int64, copy=False) for c in codes if c is not None]
+    if not 1 <= len(keys) <= 2 or len(known) != len(keys):
+        return None
+    places, others = known[0], known[1] if len(known) == 2 else np.zeros(len(known[0]), np.int64)
+    if max(int(places.max()), int(others.max())) >= 16 * len(places) + _SPARSE:
+        return None
+    values = [table[m].combine_chunks().to_numpy().astype(np.int64, copy=False) for m in measures]
+    exact = all(_exact(column) for column in values)
+    found: list[tuple[_Ints, _Ints, list[_Ints]]] = []  # first keys, second keys, sums
+    left = np.arange(len(places))
+    for swapped in (False, True):
+        at, other = (others, places) if swapped else (places, others)
+        at, other = at[left], other[left]
+        width = int(at.max()) + 1 if len(at) else 0
+        picked = np.empty(width, other.dtype)
+        # A code with many of the rows (``''``: the rows with no such id) leaves a pass one
+        # of its groups: its rows are left to the next round (or to hashing).
+        held = _held_back(at, width)
+        aside, left, at, other = left[held], left[~held], at[~held], other[~held]
+        while len(left):
+            picked.fill(-1)
+            picked[at] = other
+            match = picked[at] == other
+            chosen, rows = at[match], left[match]
+            summed = np.flatnonzero(np.bincount(chosen, minlength=width))
+            sums = [_summed_at(chosen, v[rows], width, exact=exact)[summed] for v in values]
+            pair = (picked[summed], summed) if swapped else (summed, picked[summed])
+            found.append((*pair, sums))
+            before, rest = len(left), ~match
+            left, at, other = left[rest], at[rest], other[rest]
+            if before - len(left) < _PASS_GAIN * before:
+                break
+        left = np.concatenate([left, aside])
+    if not found:  # every row at one code of each key
+        return sum_by(table, keys, measures)
+    columns = [
+        *(np.concatenate([f[i] for f in found]) for i in range(len(keys))),
+        *(np.concatenate([f[2][i] for f in found]) for i in range(len(measures))),
+    ]
+    schema = pa.schema(
+        [*(pa.field(k, table.schema.field(k).type) for k in keys)]
+        + [pa.field(m, pa.int64()) for m in measures]
+    )
+    out = pa.Table.from_arrays(
+        [pa.array(c).cast(f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
+    if not len(left):
+        return out
+    rest = sum_by(table.take(left), keys, measures).cast(schema)
+    return pa.concat_tables([out, rest])
+
+
+def _held_back(at: _Ints, width: int) -> npt.NDArray[np.bool_]:
+    """The rows at the code most rows are at, if that is more than an eighth of them."""
+    counts = np.bincount(at, minlength=width) if len(at) else np.zeros(1, np.int64)
+    heavy = int(counts.argmax())
+    return at == heavy if counts[heavy] * 8 > len(at) else np.zeros(len(at), np.bool_)
 
 
 def distinct(rows: pa.Table, grouping: Sequence[str], field: str) -> pa.Table:
